@@ -1,0 +1,32 @@
+/*
+ * log: one line per event on stderr, "key=value" pairs after a timestamp
+ * and level, written with a single write(2) so lines from worker threads
+ * never interleave.
+ *
+ *   2026-11-25T13:50:51.123Z level=info event=session_end listener=imaps ...
+ *
+ * Values that may contain spaces are quoted by the caller with log_quote().
+ * Nothing here ever receives a password or SASL data: callers log user
+ * names at most.
+ */
+#ifndef MOAT_LOG_H
+#define MOAT_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+/* Sets the most verbose level that is written; safe before any thread. */
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+
+/* Formats and writes one line; fmt holds the key=value pairs after the
+ * level, without a trailing newline. */
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Copies s into buf as a double-quoted value with '"', '\\' and control
+ * bytes escaped; truncates to fit. Returns buf. */
+const char *log_quote(char *buf, size_t size, const char *s);
+
+#endif /* MOAT_LOG_H */

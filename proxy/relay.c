@@ -1,0 +1,142 @@
+/* relay: after login, bytes flow both ways unchanged. Client records are
+ * decrypted into the worker's buffer and written to the backend; backend
+ * bytes are encrypted into records for the client. When the queue toward
+ * one side passes max_pending, the other side's reads stop until it
+ * drains, so a slow reader costs at most max_pending plus one read. */
+#include "sess_int.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+
+static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+void relay_start(struct sess *s)
+{
+	uv_read_start((uv_stream_t *)&s->backend, sess_alloc, on_backend_read);
+}
+
+/* The backend finished or failed: the client gets close_notify after what
+ * is queued, then the session ends. */
+static void backend_end(struct sess *s, ssize_t err)
+{
+	s->backend_eof = 1;
+	tls_close_notify(s->tls);
+	sess_finish(s, err == UV_EOF ? "backend closed" : uv_strerror((int)err));
+}
+
+/* Plaintext from the backend: encrypt it toward the client. */
+static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct sess *s = st->data;
+	char e[128];
+	int rc;
+
+	if (nread == 0 || s->closing)
+		return;
+	if (nread < 0) {
+		backend_end(s, nread);
+		return;
+	}
+	s->active_ms = uv_now(&s->w->loop);
+	s->bytes_out += (uint64_t)nread;
+	rc = tls_write(s->tls, (const uint8_t *)buf->base, (size_t)nread);
+	sess_tls_flush(s);
+	if (s->closing)
+		return;
+	if (rc < 0) {
+		log_msg(LOG_LVL_INFO, "event=tls_error listener=%s error=%s", s->l->name,
+		        log_quote(e, sizeof e, tls_strerror(rc, e, sizeof e)));
+		sess_close(s, "TLS write failed");
+		return;
+	}
+	if (outq_pending(&s->to_client) > s->w->cfg->max_pending) {
+		uv_read_stop(st);
+		s->backend_paused = 1;
+	}
+}
+
+/* The FIN went out (or the session closed first). */
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+/* Sends the backend our FIN once everything queued for it is written. */
+static void shutdown_backend(struct sess *s)
+{
+	uv_shutdown_t *req;
+
+	if (s->backend_shut || outq_pending(&s->to_backend) > 0)
+		return;
+	s->backend_shut = 1;
+	req = malloc(sizeof *req);
+	if (!req || uv_shutdown(req, (uv_stream_t *)&s->backend,
+	                        on_shutdown) < 0) {
+		free(req);
+		sess_close(s, "backend shutdown failed");
+	}
+}
+
+void relay_client_eof(struct sess *s)
+{
+	s->client_eof = 1;
+	uv_read_stop((uv_stream_t *)&s->client);
+	if (s->backend_eof) {
+		sess_finish(s, "client closed");
+		return;
+	}
+	shutdown_backend(s);
+}
+
+/* Decrypts what the client sent and passes it on, until the input is used
+ * up, the client closed, or the backend's queue is full. */
+void relay_client_input(struct sess *s)
+{
+	struct worker *w = s->w;
+	char e[128];
+
+	while (!s->closing) {
+		ssize_t n = tls_read(s->tls, w->pbuf, w->cfg->buffer_size);
+		if (n == TLS_AGAIN)
+			break;
+		if (n == TLS_EOF) {
+			relay_client_eof(s);
+			break;
+		}
+		if (n < 0) {
+			log_msg(LOG_LVL_INFO, "event=tls_error listener=%s error=%s", s->l->name,
+			        log_quote(e, sizeof e, tls_strerror((int)n, e, sizeof e)));
+			sess_close(s, "TLS error from client");
+			break;
+		}
+		s->bytes_in += (uint64_t)n;
+		if (outq_write(&s->to_backend, w->pbuf, (size_t)n) < 0) {
+			sess_close(s, "backend write failed");
+			break;
+		}
+		if (outq_pending(&s->to_backend) > w->cfg->max_pending) {
+			uv_read_stop((uv_stream_t *)&s->client);
+			s->client_paused = 1;
+			break;
+		}
+	}
+	sess_tls_flush(s);
+}
+
+void relay_backend_drained(struct outq *q, int status)
+{
+	struct sess *s = (struct sess *)((char *)q - offsetof(struct sess, to_backend));
+
+	if (s->closing)
+		return;
+	if (status < 0) {
+		sess_close(s, "backend write failed");
+		return;
+	}
+	if (s->client_eof)
+		shutdown_backend(s);
+	else if (s->client_paused && s->state == SESS_RELAY)
+		sess_client_resume(s);
+}

@@ -1,0 +1,403 @@
+/* sess: session life cycle, timer, TLS handshake and the close path. */
+#include "sess_int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* After sess_finish, the last bytes get this long to reach the client. */
+#define LINGER_MS 5000
+
+static const char *const state_names[] = {
+	"accepted", "handshake", "connect", "relay", "closing",
+};
+
+static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_client_drained(struct outq *q, int status);
+
+/* Formats the client's address as "ip:port" or "[ip]:port". */
+static const char *peer_text(const struct sess *s, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&s->peer;
+
+	if (s->peer.sin6_family == AF_INET) {
+		inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+		snprintf(buf, size, "%s:%u", ip, ntohs(v4->sin_port));
+	} else {
+		inet_ntop(AF_INET6, &s->peer.sin6_addr, ip, sizeof ip);
+		snprintf(buf, size, "[%s]:%u", ip, ntohs(s->peer.sin6_port));
+	}
+	return buf;
+}
+
+/* The timeout that applies in a state. */
+static uint64_t state_timeout(const struct sess *s, enum sess_state st)
+{
+	switch (st) {
+	case SESS_ACCEPTED:
+	case SESS_HANDSHAKE: return s->l->handshake_timeout_ms;
+	case SESS_CONNECT:   return s->l->connect_timeout_ms;
+	case SESS_RELAY:     return s->l->idle_timeout_ms;
+	case SESS_CLOSING:   return LINGER_MS;
+	}
+	return LINGER_MS;
+}
+
+/* The session timer fired: in RELAY it is an idle timer that activity
+ * pushes back, so re-arm for what is left; elsewhere it is a deadline. */
+static void on_timer(uv_timer_t *t)
+{
+	struct sess *s = t->data;
+	uint64_t now = uv_now(&s->w->loop);
+
+	if (s->closing)
+		return;
+	switch (s->state) {
+	case SESS_ACCEPTED:
+	case SESS_HANDSHAKE:
+		sess_close(s, "handshake timeout");
+		break;
+	case SESS_CONNECT:
+		backend_fail(s, UV_ETIMEDOUT);
+		break;
+	case SESS_RELAY: {
+		uint64_t due = s->active_ms + s->l->idle_timeout_ms;
+		if (due > now) {
+			uv_timer_start(&s->timer, on_timer, due - now, 0);
+			return;
+		}
+		sess_close(s, "idle timeout");
+		break;
+	}
+	case SESS_CLOSING:
+		sess_close(s, s->reason ? s->reason : "closing timeout");
+		break;
+	}
+}
+
+void sess_enter(struct sess *s, enum sess_state st)
+{
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char p[64];
+		log_msg(LOG_LVL_DEBUG, "event=state listener=%s client=%s from=%s to=%s",
+		        s->l->name, peer_text(s, p, sizeof p),
+		        state_names[s->state], state_names[st]);
+	}
+	s->state = st;
+	s->active_ms = uv_now(&s->w->loop);
+	uv_timer_start(&s->timer, on_timer, state_timeout(s, st), 0);
+}
+
+/* Every handle's close callback lands here; the last one frees. */
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct sess *s = h->data;
+
+	if (--s->handles > 0)
+		return;
+	tls_conn_free(s->tls);
+	outq_free(&s->to_client);
+	outq_free(&s->to_backend);
+	free(s->stash);
+	free(s);
+}
+
+/* Logs the session's end: who, how it was protected, how much, how long. */
+static void log_end(struct sess *s, const char *reason)
+{
+	char p[64], r[160];
+	int hs_done = s->state > SESS_HANDSHAKE;
+
+	log_msg(LOG_LVL_INFO,
+	        "event=session_end listener=%s client=%s tls=%s cipher=%s "
+	        "bytes_in=%llu bytes_out=%llu duration_ms=%llu reason=%s",
+	        s->l->name, peer_text(s, p, sizeof p),
+	        hs_done ? tls_version(s->tls) : "-", hs_done ? tls_cipher(s->tls) : "-",
+	        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	        (unsigned long long)(uv_now(&s->w->loop) - s->start_ms),
+	        log_quote(r, sizeof r, reason));
+}
+
+void sess_close(struct sess *s, const char *reason)
+{
+	struct worker *w = s->w;
+
+	if (s->closing)
+		return;
+	s->closing = 1;
+	log_end(s, reason);
+	if (w->sbuf_owner == s) {
+		w->sbuf_owner = NULL;
+		w->sbuf_len = 0;
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsessions--;
+
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->client, on_handle_closed);
+	if (s->backend_open)
+		uv_close((uv_handle_t *)&s->backend, on_handle_closed);
+}
+
+void sess_finish(struct sess *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	s->reason = reason;
+	uv_read_stop((uv_stream_t *)&s->client);
+	if (s->backend_open)
+		uv_read_stop((uv_stream_t *)&s->backend);
+	if (s->state != SESS_CLOSING)
+		sess_enter(s, SESS_CLOSING);
+	sess_tls_flush(s);
+	if (!s->closing && outq_pending(&s->to_client) == 0)
+		sess_close(s, reason);
+}
+
+struct sess *sess_next(const struct sess *s)
+{
+	return s->next;
+}
+
+void sess_shutdown(struct sess *s)
+{
+	if (s->state <= SESS_CONNECT) {
+		sess_close(s, "moat shutting down");
+		return;
+	}
+	tls_close_notify(s->tls);
+	sess_finish(s, "moat shutting down");
+}
+
+/* mbedTLS hands over a TLS record: stage it in the worker's buffer so a
+ * whole flight leaves in one write; a record that does not fit flushes. */
+static int tls_send(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct sess *s = ctx;
+	struct worker *w = s->w;
+	size_t cap = w->cfg->buffer_size;
+
+	if (s->closing)
+		return -1;
+	if (w->sbuf_owner && w->sbuf_owner != s)
+		sess_tls_flush(w->sbuf_owner);
+	if (w->sbuf_len + len > cap) {
+		sess_tls_flush(s);
+		if (s->closing)
+			return -1;
+		if (len > cap)
+			return outq_write(&s->to_client, buf, len) == 0 ? 0 : -1;
+	}
+	memcpy(w->sbuf + w->sbuf_len, buf, len);
+	w->sbuf_len += len;
+	w->sbuf_owner = s;
+	return 0;
+}
+
+void sess_tls_flush(struct sess *s)
+{
+	struct worker *w = s->w;
+	int rc;
+
+	if (w->sbuf_owner != s || w->sbuf_len == 0)
+		return;
+	w->sbuf_owner = NULL;
+	rc = outq_write(&s->to_client, w->sbuf, w->sbuf_len);
+	s->active_ms = uv_now(&w->loop);
+	w->sbuf_len = 0;
+	if (rc < 0)
+		sess_close(s, uv_strerror(rc));
+}
+
+void sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct sess *s = h->data;
+
+	(void)suggested;
+	buf->base = (char *)s->w->rbuf;
+	buf->len = s->w->cfg->buffer_size;
+}
+
+/* Keeps the ciphertext the TLS layer did not consume (reads were paused
+ * mid-buffer): the worker's buffer is reused by the next read. */
+static int stash_unread(struct sess *s)
+{
+	const uint8_t *p;
+	size_t n = tls_conn_unread(s->tls, &p);
+
+	if (n == 0) {
+		free(s->stash);
+		s->stash = NULL;
+		s->stash_len = 0;
+		return 0;
+	}
+	if (s->stash && p >= s->stash && p < s->stash + s->stash_len) {
+		memmove(s->stash, p, n);
+	} else {
+		uint8_t *m = malloc(n);
+		if (!m)
+			return -1;
+		memcpy(m, p, n);
+		free(s->stash);
+		s->stash = m;
+	}
+	s->stash_len = n;
+	tls_conn_input(s->tls, NULL, 0);
+	return 0;
+}
+
+/* Advances the handshake with the bytes lent to the TLS layer. */
+static void handshake_step(struct sess *s)
+{
+	char e[128], p[64];
+	int rc = tls_handshake(s->tls);
+
+	sess_tls_flush(s);
+	if (s->closing || rc == TLS_AGAIN)
+		return;
+	if (rc < 0) {
+		log_msg(LOG_LVL_INFO, "event=handshake_failed listener=%s client=%s error=%s",
+		        s->l->name, peer_text(s, p, sizeof p),
+		        log_quote(e, sizeof e, tls_strerror(rc, e, sizeof e)));
+		sess_close(s, "TLS handshake failed");
+		return;
+	}
+	log_msg(LOG_LVL_DEBUG, "event=handshake_ok listener=%s client=%s tls=%s cipher=%s",
+	        s->l->name, peer_text(s, p, sizeof p), tls_version(s->tls), tls_cipher(s->tls));
+	/* Until the backend answers, the client waits (it expects a greeting). */
+	uv_read_stop((uv_stream_t *)&s->client);
+	s->client_paused = 1;
+	sess_enter(s, SESS_CONNECT);
+	backend_connect(s);
+}
+
+/* Feeds ciphertext to whatever the state needs, then keeps the rest. */
+static void client_input(struct sess *s)
+{
+	switch (s->state) {
+	case SESS_HANDSHAKE:
+		handshake_step(s);
+		break;
+	case SESS_RELAY:
+		relay_client_input(s);
+		break;
+	default:
+		break;
+	}
+	if (!s->closing && stash_unread(s) < 0)
+		sess_close(s, "out of memory");
+}
+
+/* Resumes reading from the client: first what was stashed, then the
+ * socket (unless processing the stash paused it again). */
+void sess_client_resume(struct sess *s)
+{
+	if (s->closing || s->client_eof)
+		return;
+	s->client_paused = 0;
+	tls_conn_input(s->tls, s->stash, s->stash_len);
+	client_input(s);
+	if (s->closing || s->client_paused || s->client_eof)
+		return;
+	uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);
+}
+
+/* Bytes (or the end) arrived from the client. */
+static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct sess *s = st->data;
+
+	if (nread == 0 || s->closing)
+		return;
+	if (nread < 0) {
+		if (nread == UV_EOF && s->state == SESS_RELAY) {
+			uv_read_stop(st);
+			relay_client_eof(s);
+		} else if (nread == UV_EOF) {
+			sess_close(s, s->state == SESS_HANDSHAKE ? "client closed during handshake"
+			                                         : "client closed");
+		} else {
+			sess_close(s, uv_strerror((int)nread));
+		}
+		return;
+	}
+	s->active_ms = uv_now(&s->w->loop);
+	tls_conn_input(s->tls, (const uint8_t *)buf->base, (size_t)nread);
+	client_input(s);
+}
+
+/* The client's queue emptied, or a write to it failed. */
+static void on_client_drained(struct outq *q, int status)
+{
+	struct sess *s = (struct sess *)((char *)q - offsetof(struct sess, to_client));
+
+	if (s->closing)
+		return;
+	if (status < 0) {
+		sess_close(s, "client write failed");
+		return;
+	}
+	if (s->state == SESS_CLOSING) {
+		sess_close(s, s->reason);
+		return;
+	}
+	if (s->backend_paused && !s->backend_eof) {
+		s->backend_paused = 0;
+		relay_start(s);
+	}
+}
+
+void sess_accept(struct worker_listener *wl)
+{
+	struct worker *w = wl->w;
+	struct sess *s = calloc(1, sizeof *s);
+	int len = sizeof s->peer, rc;
+
+	if (!s) {
+		log_msg(LOG_LVL_ERROR, "event=accept_failed listener=%s error=\"out of memory\"",
+		        wl->cfg->name);
+		return;
+	}
+	s->w = w;
+	s->l = wl->cfg;
+	uv_tcp_init(&w->loop, &s->client);
+	s->client.data = s;
+	s->handles = 1;
+	rc = uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&s->client);
+	if (rc < 0) {
+		log_msg(LOG_LVL_WARN, "event=accept_failed listener=%s error=\"%s\"",
+		        wl->cfg->name, uv_strerror(rc));
+		uv_close((uv_handle_t *)&s->client, on_handle_closed);
+		return;
+	}
+	uv_timer_init(&w->loop, &s->timer);
+	s->timer.data = s;
+	s->handles = 2;
+	uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len);
+	uv_tcp_nodelay(&s->client, 1);
+	uv_tcp_keepalive(&s->client, 1, 120);
+	outq_init(&s->to_client, (uv_stream_t *)&s->client, on_client_drained);
+	s->start_ms = uv_now(&w->loop);
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+	s->tls = tls_conn_new(w->tls, tls_send, s);
+	if (!s->tls) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	sess_enter(s, SESS_HANDSHAKE);
+	uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);
+}

@@ -1,0 +1,4 @@
+#ifndef MOAT_VERSION_H
+#define MOAT_VERSION_H
+#define MOAT_VERSION "0.1.0"
+#endif

@@ -1,0 +1,164 @@
+/* worker: see worker.h. */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sess.h"
+
+#define LISTEN_BACKLOG 511
+
+/* Opens one listening socket with SO_REUSEPORT so every worker can bind
+ * the same address and the kernel spreads connections among them
+ * (libuv 1.44 has no flag for it). Returns the fd or -errno. */
+static int open_listener(const struct cfg_listener *l)
+{
+	int fd, one = 1;
+
+	fd = socket(l->address.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+	    bind(fd, (const struct sockaddr *)&l->address.sa, l->address.len) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* A listener has a connection waiting. */
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct worker_listener *wl = server->data;
+
+	if (status < 0) {
+		log_msg(LOG_LVL_WARN, "event=accept_failed listener=%s error=\"%s\"",
+		        wl->cfg->name, uv_strerror(status));
+		return;
+	}
+	if (wl->w->stopping)
+		return;
+	sess_accept(wl);
+}
+
+/* Runs in the worker when main asked it to stop: no new connections, end
+ * every session; the loop returns once every handle is closed. */
+static void on_wake(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	struct sess *s, *next;
+
+	if (!atomic_load(&w->stop_requested) || w->stopping)
+		return;
+	w->stopping = 1;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+	for (s = w->sessions; s; s = next) {
+		next = sess_next(s);
+		sess_shutdown(s);
+	}
+	uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
+                const tls_server *tls, char *err, size_t errlen)
+{
+	size_t i;
+	int rc;
+
+	memset(w, 0, sizeof *w);
+	w->id = id;
+	w->cfg = cfg;
+	w->tls = tls;
+	w->rbuf = malloc(cfg->buffer_size);
+	w->pbuf = malloc(cfg->buffer_size);
+	w->sbuf = malloc(cfg->buffer_size);
+	w->listeners = calloc(cfg->nlisteners, sizeof *w->listeners);
+	if (!w->rbuf || !w->pbuf || !w->sbuf || !w->listeners) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc = uv_loop_init(&w->loop);
+	if (rc < 0) {
+		snprintf(err, errlen, "event loop: %s", uv_strerror(rc));
+		goto fail;
+	}
+	uv_async_init(&w->loop, &w->wake, on_wake);
+	w->wake.data = w;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct worker_listener *wl = &w->listeners[i];
+		const struct cfg_listener *l = &cfg->listeners[i];
+		int fd = open_listener(l);
+		if (fd < 0) {
+			snprintf(err, errlen, "listener %s: cannot listen on %s: %s",
+			         l->name, l->address.text, strerror(-fd));
+			goto fail_loop;
+		}
+		wl->cfg = l;
+		wl->w = w;
+		wl->fd = fd;
+		uv_tcp_init(&w->loop, &wl->handle);
+		wl->handle.data = wl;
+		w->nlisteners = i + 1;
+		rc = uv_tcp_open(&wl->handle, fd);
+		if (rc == 0)
+			rc = uv_listen((uv_stream_t *)&wl->handle, LISTEN_BACKLOG, on_connection);
+		if (rc < 0) {
+			snprintf(err, errlen, "listener %s: %s", l->name, uv_strerror(rc));
+			goto fail_loop;
+		}
+	}
+	return 0;
+fail_loop:
+	for (i = 0; i < w->nlisteners; i++)
+		uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&w->loop);
+fail:
+	free(w->rbuf);
+	free(w->pbuf);
+	free(w->sbuf);
+	free(w->listeners);
+	return -1;
+}
+
+static void worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int worker_start(struct worker *w)
+{
+	return uv_thread_create(&w->thread, worker_main, w);
+}
+
+void worker_stop(struct worker *w)
+{
+	atomic_store(&w->stop_requested, 1);
+	uv_async_send(&w->wake);
+}
+
+int worker_join(struct worker *w)
+{
+	int rc;
+
+	uv_thread_join(&w->thread);
+	rc = uv_loop_close(&w->loop);
+	free(w->rbuf);
+	free(w->pbuf);
+	free(w->sbuf);
+	free(w->listeners);
+	return rc;
+}

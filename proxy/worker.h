@@ -1,0 +1,70 @@
+/*
+ * worker: one thread with its own libuv loop, its own SO_REUSEPORT
+ * listening socket for every listener, and the sessions it accepted.
+ *
+ * The main thread creates workers (binding every socket first, so a bad
+ * address fails before anything runs), starts them, and on SIGTERM/SIGINT
+ * asks each to stop: the worker closes its listeners, closes its sessions
+ * cleanly and returns from its loop.
+ *
+ * Per-worker read buffers are lent to whichever session is reading, so an
+ * idle session holds no relay buffer of its own.
+ */
+#ifndef MOAT_WORKER_H
+#define MOAT_WORKER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "tls.h"
+
+struct sess;
+struct worker;
+
+struct worker_listener {
+	uv_tcp_t handle;
+	const struct cfg_listener *cfg;
+	struct worker *w;
+	int fd;
+};
+
+struct worker {
+	unsigned id;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_thread_t thread;
+	const struct cfg *cfg;
+	const tls_server *tls;
+	struct worker_listener *listeners;
+	size_t nlisteners;
+	struct sess *sessions;        /* live sessions, for shutdown */
+	size_t nsessions;
+	int stopping;                 /* set by the worker after a stop request */
+	atomic_int stop_requested;    /* written by main, read after uv_async */
+	/* buffers lent to sessions, each cfg->buffer_size bytes */
+	uint8_t *rbuf;                /* bytes read from a socket */
+	uint8_t *pbuf;                /* plaintext decrypted from the client */
+	uint8_t *sbuf;                /* TLS records staged for one write */
+	size_t sbuf_len;
+	struct sess *sbuf_owner;
+};
+
+/* Opens the listening sockets (SO_REUSEPORT) and the loop for worker id.
+ * Returns 0, or -1 with a message in err. */
+int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
+                const tls_server *tls, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Starts the worker's thread. */
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+
+/* Asks the worker to stop; safe from another thread. */
+void worker_stop(struct worker *w);
+
+/* Waits for the thread and frees everything; 0 if the loop closed clean. */
+int worker_join(struct worker *w);
+
+#endif /* MOAT_WORKER_H */
