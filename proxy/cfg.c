@@ -1,0 +1,1260 @@
+/*
+ * cfg.c: reads moat's INI file into a struct cfg (see cfg.h).
+ *
+ * The whole file is read into memory first. inih then pulls it one line
+ * per call through line_reader(), which counts lines, refuses overlong
+ * lines and NUL bytes, and notices [section] headers itself: the packaged
+ * libinih neither passes line numbers to the handler nor calls it for a
+ * header. on_pair() only files each name = value under the current
+ * section through a key table. The check_*() pass then looks at the whole
+ * draft. Every problem is kept with its line; they are returned sorted by
+ * line, problems about the whole file (no line) last.
+ *
+ * Syntax, as the packaged inih (r55) reads it, and our choices:
+ *   - "name = value" or "name: value"; values arrive trimmed. ";" after
+ *     whitespace starts a comment anywhere, "#" only at the start of a line.
+ *   - An indented line right after a key is, to inih, a continuation of
+ *     that key's value; moat has no multi-line values and refuses it.
+ *   - Each line is handed to inih with its "\n", so the longest line is
+ *     the reader's num - 2 bytes (198 with the packaged inih), not counting
+ *     "\n" or "\r\n".
+ *   - Durations: digits then ms, s, m, h or d (lowercase), bare digits are
+ *     seconds. No sign, fraction or inner space ("10 s" is refused).
+ *   - Sizes: digits then nothing (bytes), k/K (1024) or m/M (1048576).
+ *   - Section names, keys and word values are case-sensitive lowercase.
+ */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CFG_MAX_FILE     (1024 * 1024)   /* bytes */
+#define CFG_MAX_KEYS     8               /* keys in the largest section */
+#define CFG_MAX_NAME     64              /* listener name length */
+#define CFG_MAX_WORKERS  256
+#define CFG_SHOW         80              /* bytes of a value quoted in a message */
+
+_Static_assert(sizeof(enum cfg_proto) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_tls_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum size");
+
+/* Results of the number readers below. */
+enum { NUM_OK = 0, NUM_BAD = -1, NUM_BIG = -2 };
+
+/* One problem found in the file; line 0 means the whole file. */
+struct problem {
+	int line;
+	size_t seq;
+	char *text;
+};
+
+struct problems {
+	struct problem *v;
+	size_t n, cap;
+	int oom;
+};
+
+/* What line_reader() made of the line it served last. */
+enum line_kind { LINE_NONE, LINE_BLANK, LINE_HEADER, LINE_PAIR, LINE_CONT };
+
+/* One occurrence of a section: where it starts and where each key was set. */
+struct sect {
+	int line;
+	int seen[CFG_MAX_KEYS];           /* line of the key, 0 = not set */
+	unsigned char bad[CFG_MAX_KEYS];  /* set, but its value was refused */
+};
+
+struct keydef;
+
+/* Stores value v in field, or returns -1 with the rest of a sentence
+ * "KEY: 'VALUE' ..." in why. */
+typedef int (*key_setter)(const struct keydef *k, const char *v, void *field,
+                          char *why, size_t whylen);
+
+struct keydef {
+	const char *name;
+	key_setter set;
+	size_t off;                   /* of the field in struct cfg or cfg_listener */
+	int required;
+	uint32_t min, max;            /* for numbers */
+	const char *const *words;     /* for word values; index = enum value */
+};
+
+struct sectdef {
+	const char *word;
+	int named;                    /* [listener NAME] */
+	const struct keydef *keys;
+	size_t nkeys;
+};
+
+/* A [listener NAME] while the file is read. */
+struct ldraft {
+	struct cfg_listener l;
+	struct sect s;
+};
+
+enum cur_state { CUR_NONE, CUR_IGNORE, CUR_SECTION };
+
+struct parser {
+	const char *file;
+	const char *buf;
+	size_t len, pos;
+	int line;                     /* of the line inih is working on */
+	enum line_kind kind;
+	int got_pair;                 /* inih called on_pair() for this line */
+	int prev_name;                /* inih remembers a key for continuations */
+	int first_syntax;             /* first syntax error line, 0 = none */
+	enum cur_state cur;
+	const struct sectdef *cur_def;
+	size_t cur_listener;
+	struct cfg *c;
+	struct sect single[2];        /* [moat], [tls] */
+	struct ldraft *ls;
+	size_t nls, capls;
+	struct problems probs;
+};
+
+static const char *const log_words[] = { "error", "warn", "info", "debug", NULL };
+static const char *const proto_words[] = { "imap", "pop3", NULL };
+static const char *const tls_words[] = { "implicit", "starttls", NULL };
+
+_Static_assert(CFG_LOG_DEBUG == 3 && CFG_PROTO_POP3 == 1 && CFG_TLS_STARTTLS == 1,
+               "word tables follow the enums");
+
+/* idle_timeout when a listener does not set it, by protocol. */
+static const uint32_t idle_default_ms[] = {
+	[CFG_PROTO_IMAP] = 31 * 60 * 1000,   /* RFC 9051: autologout >= 30 min */
+	[CFG_PROTO_POP3] = 10 * 60 * 1000,   /* RFC 1939: >= 10 min */
+};
+
+struct unit {
+	const char *suffix;
+	uint32_t factor;
+};
+
+static const struct unit duration_units[] = {
+	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	{ "d", 86400000 }, { "", 1000 },
+};
+
+static const struct unit size_units[] = {
+	{ "k", 1024 }, { "K", 1024 }, { "m", 1048576 }, { "M", 1048576 }, { "", 1 },
+};
+
+/* ---- problems ---- */
+
+/* Runs for every problem found: keeps "message" with its line (0: none). */
+__attribute__((format(printf, 3, 4)))
+static void problem(struct parser *p, int line, const char *fmt, ...)
+{
+	struct problems *ps = &p->probs;
+	va_list ap;
+	char *text;
+
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 16;
+		struct problem *v = realloc(ps->v, cap * sizeof *v);
+		if (!v) {
+			ps->oom = 1;
+			return;
+		}
+		ps->v = v;
+		ps->cap = cap;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0) {
+		ps->oom = 1;
+		text = NULL;
+	}
+	va_end(ap);
+	if (!text)
+		return;
+	ps->v[ps->n].line = line;
+	ps->v[ps->n].seq = ps->n;
+	ps->v[ps->n].text = text;
+	ps->n++;
+}
+
+/* Runs when inih rejects a line: one wording for every syntax error. */
+static void syntax_error(struct parser *p, int line)
+{
+	if (!p->first_syntax)
+		p->first_syntax = line;
+	problem(p, line, "syntax error: expected [section] or name = value");
+}
+
+/* qsort order of problems: by line, whole-file problems last, else as found. */
+static int problem_cmp(const void *a, const void *b)
+{
+	const struct problem *x = a, *y = b;
+	unsigned lx = x->line > 0 ? (unsigned)x->line : UINT_MAX;
+	unsigned ly = y->line > 0 ? (unsigned)y->line : UINT_MAX;
+
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Runs once at the end of a failed parse: one "FILE:LINE: message\n" per
+ * problem in a single malloc'd string (NULL only if memory ran out). */
+static char *problems_join(struct parser *p)
+{
+	struct problems *ps = &p->probs;
+	char *out = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	qsort(ps->v, ps->n, sizeof *ps->v, problem_cmp);
+	f = open_memstream(&out, &size);
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].line > 0)
+			fprintf(f, "%s:%d: %s\n", p->file, ps->v[i].line, ps->v[i].text);
+		else
+			fprintf(f, "%s: %s\n", p->file, ps->v[i].text);
+	}
+	if (ps->oom)
+		fprintf(f, "%s: out of memory while reading the configuration\n", p->file);
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Runs when a parse ends: frees what problem() kept. */
+static void problems_free(struct problems *ps)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		free(ps->v[i].text);
+	free(ps->v);
+	ps->v = NULL;
+	ps->n = ps->cap = 0;
+}
+
+/* Used for failures before any parsing (cfg_load): a one-line error text. */
+__attribute__((format(printf, 1, 2)))
+static char *single_error(const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	return text;
+}
+
+/* ---- numbers ---- */
+
+/* Runs for every number: reads the leading digits of s into *v, noting in
+ * *over when they pass limit. Returns the first non-digit, or NULL when s
+ * does not start with a digit. */
+static const char *read_digits(const char *s, uint64_t limit, uint64_t *v, int *over)
+{
+	const char *d = s;
+
+	*v = 0;
+	*over = 0;
+	for (; *d >= '0' && *d <= '9'; d++) {
+		if (*over)
+			continue;
+		*v = *v * 10 + (uint64_t)(*d - '0');
+		if (*v > limit)
+			*over = 1;
+	}
+	return d == s ? NULL : d;
+}
+
+/* Reads "digits[unit]" with a unit from table u; the product must fit in
+ * 32 bits. Returns NUM_OK, NUM_BAD (syntax) or NUM_BIG (overflow). */
+static int read_scaled(const char *s, const struct unit *u, size_t nu, uint32_t *out)
+{
+	uint64_t v;
+	int over;
+	const char *end = read_digits(s, UINT32_MAX, &v, &over);
+
+	if (!end)
+		return NUM_BAD;
+	for (size_t i = 0; i < nu; i++) {
+		if (strcmp(end, u[i].suffix) != 0)
+			continue;
+		if (over || v * u[i].factor > UINT32_MAX)
+			return NUM_BIG;
+		*out = (uint32_t)(v * u[i].factor);
+		return NUM_OK;
+	}
+	return NUM_BAD;
+}
+
+int cfg_parse_duration(const char *s, uint32_t *ms)
+{
+	uint32_t v;
+
+	if (!s || !ms || read_scaled(s, duration_units,
+	                             sizeof duration_units / sizeof *duration_units, &v) != NUM_OK)
+		return -1;
+	*ms = v;
+	return 0;
+}
+
+int cfg_parse_size(const char *s, uint32_t *bytes)
+{
+	uint32_t v;
+
+	if (!s || !bytes || read_scaled(s, size_units,
+	                                sizeof size_units / sizeof *size_units, &v) != NUM_OK)
+		return -1;
+	*bytes = v;
+	return 0;
+}
+
+/* Used in messages about sizes: 65536 as "64k", 1048576 as "1m". */
+static const char *size_text(uint32_t n, char *buf, size_t len)
+{
+	if (n && n % 1048576 == 0)
+		snprintf(buf, len, "%um", (unsigned)(n / 1048576));
+	else if (n && n % 1024 == 0)
+		snprintf(buf, len, "%uk", (unsigned)(n / 1024));
+	else
+		snprintf(buf, len, "%u", (unsigned)n);
+	return buf;
+}
+
+/* ---- addresses ---- */
+
+/* Reads a port for cfg_parse_addr(): 1..65535, digits only. */
+static int read_port(const char *s, in_port_t *port)
+{
+	uint64_t v;
+	int over;
+	const char *end = read_digits(s, 65535, &v, &over);
+
+	if (!end || *end || over || v == 0)
+		return -1;
+	*port = htons((in_port_t)v);
+	return 0;
+}
+
+/* Fills a with an IPv4 address for cfg_parse_addr(). */
+static void set_v4(struct cfg_addr *a, const struct in_addr *ip, in_port_t port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->sa;
+
+	sin->sin_family = AF_INET;
+	sin->sin_addr = *ip;
+	sin->sin_port = port;
+	a->len = sizeof *sin;
+}
+
+/* Fills a with an IPv6 address for cfg_parse_addr(). */
+static void set_v6(struct cfg_addr *a, const struct in6_addr *ip, in_port_t port)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->sa;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_addr = *ip;
+	sin6->sin6_port = port;
+	a->len = sizeof *sin6;
+}
+
+/* Splits "[v6]:port" for cfg_parse_addr(): host without brackets, port text. */
+static const char *split_bracketed(const char *s, const char **host, size_t *hlen,
+                                   const char **port)
+{
+	const char *close = strchr(s, ']');
+
+	if (!close || memchr(s + 1, '[', (size_t)(close - s - 1)) || strchr(close + 1, '[') ||
+	    strchr(close + 1, ']'))
+		return "unbalanced brackets";
+	if (close[1] == '\0')
+		return "missing port (expected [address]:port)";
+	if (close[1] != ':')
+		return "expected ':' and a port after ']'";
+	*host = s + 1;
+	*hlen = (size_t)(close - s - 1);
+	*port = close + 2;
+	return NULL;
+}
+
+/* Splits "host:port" for cfg_parse_addr(). */
+static const char *split_plain(const char *s, const char **host, size_t *hlen,
+                               const char **port)
+{
+	const char *colon = strrchr(s, ':');
+
+	if (strchr(s, '[') || strchr(s, ']'))
+		return "unbalanced brackets";
+	if (!colon)
+		return "missing port (expected host:port)";
+	if (memchr(s, ':', (size_t)(colon - s)))
+		return "an IPv6 address needs brackets, e.g. [::1]:993";
+	*host = s;
+	*hlen = (size_t)(colon - s);
+	*port = colon + 1;
+	return NULL;
+}
+
+int cfg_parse_addr(const char *s, struct cfg_addr *a, const char **why)
+{
+	const char *dummy, *host = NULL, *port = NULL, *err;
+	char h[INET6_ADDRSTRLEN + 1];
+	size_t hlen = 0;
+	in_port_t nport;
+	struct in_addr ip4;
+	struct in6_addr ip6;
+
+	if (!why)
+		why = &dummy;
+	memset(a, 0, sizeof *a);
+	if (!s || !*s) {
+		*why = "empty address";
+		return -1;
+	}
+	snprintf(a->text, sizeof a->text, "%s", s);
+	err = s[0] == '[' ? split_bracketed(s, &host, &hlen, &port)
+	                  : split_plain(s, &host, &hlen, &port);
+	if (err) {
+		*why = err;
+		return -1;
+	}
+	if (hlen == 0) {
+		*why = "missing host (use * for all addresses)";
+		return -1;
+	}
+	if (*port == '\0') {
+		*why = "missing port";
+		return -1;
+	}
+	if (read_port(port, &nport) < 0) {
+		*why = "port must be a number from 1 to 65535";
+		return -1;
+	}
+	if (hlen >= sizeof h) {
+		*why = s[0] == '[' ? "not a numeric IPv6 address"
+		                   : "not a numeric address; use a numeric address or localhost";
+		return -1;
+	}
+	memcpy(h, host, hlen);
+	h[hlen] = '\0';
+	if (s[0] == '[') {
+		if (inet_pton(AF_INET6, h, &ip6) != 1) {
+			*why = "not a numeric IPv6 address";
+			return -1;
+		}
+		set_v6(a, &ip6, nport);
+	} else if (strcmp(h, "*") == 0) {
+		set_v6(a, &in6addr_any, nport);
+	} else if (strcasecmp(h, "localhost") == 0) {
+		ip4.s_addr = htonl(INADDR_LOOPBACK);
+		set_v4(a, &ip4, nport);
+	} else if (inet_pton(AF_INET, h, &ip4) == 1) {
+		set_v4(a, &ip4, nport);
+	} else {
+		*why = "not a numeric address; use a numeric address or localhost";
+		return -1;
+	}
+	return 0;
+}
+
+/* Used by the checks: same family, address and port. */
+static int addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)&a->sa, *b4 = (const void *)&b->sa;
+	const struct sockaddr_in6 *a6 = (const void *)&a->sa, *b6 = (const void *)&b->sa;
+
+	if (a->sa.ss_family != b->sa.ss_family)
+		return 0;
+	if (a->sa.ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port && a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	return a6->sin6_port == b6->sin6_port &&
+	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof a6->sin6_addr) == 0;
+}
+
+/* Used by the checks: the port of an address, host order. */
+static unsigned addr_port(const struct cfg_addr *a)
+{
+	if (a->sa.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&a->sa)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_port);
+}
+
+/* Used by the checks: 0.0.0.0 or [::]. */
+static int addr_is_any(const struct cfg_addr *a)
+{
+	if (a->sa.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)&a->sa)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr);
+}
+
+/* Used by the listener checks: binding a would fail or share traffic with
+ * binding b, i.e. the same port and address, or a wildcard that covers the
+ * other ([::] is dual-stack, so it covers IPv4 too). */
+static int addr_overlaps(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	if (addr_port(a) != addr_port(b))
+		return 0;
+	if (addr_same(a, b))
+		return 1;
+	if (addr_is_any(a) && (a->sa.ss_family == AF_INET6 || b->sa.ss_family == AF_INET))
+		return 1;
+	return addr_is_any(b) && (b->sa.ss_family == AF_INET6 || a->sa.ss_family == AF_INET);
+}
+
+/* ---- key setters: run from on_pair() for one value each ---- */
+
+/* workers: a plain number in [min, max]. */
+static int set_count(const struct keydef *k, const char *v, void *field, char *why, size_t whylen)
+{
+	uint64_t n;
+	int over;
+	const char *end = read_digits(v, k->max, &n, &over);
+
+	if (!end || *end) {
+		snprintf(why, whylen, "is not a whole number");
+		return -1;
+	}
+	if (over || n < k->min) {
+		snprintf(why, whylen, "is out of range %u..%u", (unsigned)k->min, (unsigned)k->max);
+		return -1;
+	}
+	*(unsigned *)field = (unsigned)n;
+	return 0;
+}
+
+/* buffer_size, max_pending: a size in [min, max]. */
+static int set_size(const struct keydef *k, const char *v, void *field, char *why, size_t whylen)
+{
+	char lo[16], hi[16];
+	uint32_t n = 0;
+	int rc = read_scaled(v, size_units, sizeof size_units / sizeof *size_units, &n);
+
+	if (rc == NUM_BAD) {
+		snprintf(why, whylen, "is not a size (bytes, or a number followed by k or m)");
+		return -1;
+	}
+	if (rc == NUM_BIG || n < k->min || n > k->max) {
+		snprintf(why, whylen, "is out of range %s..%s", size_text(k->min, lo, sizeof lo),
+		         size_text(k->max, hi, sizeof hi));
+		return -1;
+	}
+	*(uint32_t *)field = n;
+	return 0;
+}
+
+/* The timeouts: a duration of at least min milliseconds. */
+static int set_duration(const struct keydef *k, const char *v, void *field, char *why,
+                        size_t whylen)
+{
+	uint32_t n = 0;
+	int rc = read_scaled(v, duration_units, sizeof duration_units / sizeof *duration_units, &n);
+
+	if (rc == NUM_BAD) {
+		snprintf(why, whylen, "is not a duration (e.g. 250ms, 10s, 31m, 2h, 1d)");
+		return -1;
+	}
+	if (rc == NUM_BIG) {
+		snprintf(why, whylen, "is too long (max %ums, about 49 days)", (unsigned)UINT32_MAX);
+		return -1;
+	}
+	if (n < k->min) {
+		snprintf(why, whylen, "is too short (min %ums)", (unsigned)k->min);
+		return -1;
+	}
+	*(uint32_t *)field = n;
+	return 0;
+}
+
+/* log_level, protocol, tls: one of k->words, stored as its index. */
+static int set_word(const struct keydef *k, const char *v, void *field, char *why, size_t whylen)
+{
+	size_t used;
+
+	for (int i = 0; k->words[i]; i++) {
+		if (strcmp(v, k->words[i]) == 0) {
+			memcpy(field, &i, sizeof i);
+			return 0;
+		}
+	}
+	used = (size_t)snprintf(why, whylen, "is not one of");
+	for (int i = 0; k->words[i] && used < whylen; i++)
+		used += (size_t)snprintf(why + used, whylen - used, "%s %s", i ? "," : "",
+		                         k->words[i]);
+	return -1;
+}
+
+/* certificate, key: a copy of the text. */
+static int set_string(const struct keydef *k, const char *v, void *field, char *why,
+                      size_t whylen)
+{
+	char **dst = field;
+	char *copy = strdup(v);
+
+	(void)k;
+
+	if (!copy) {
+		snprintf(why, whylen, "could not be stored: out of memory");
+		return -1;
+	}
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* address: where a listener binds, "*" allowed. */
+static int set_listen(const struct keydef *k, const char *v, void *field, char *why,
+                      size_t whylen)
+{
+	const char *reason = NULL;
+
+	(void)k;
+	if (cfg_parse_addr(v, field, &reason) < 0) {
+		snprintf(why, whylen, "is not a valid address: %s", reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* backend: where moat connects, so it must name one host. */
+static int set_backend(const struct keydef *k, const char *v, void *field, char *why,
+                       size_t whylen)
+{
+	if (set_listen(k, v, field, why, whylen) < 0)
+		return -1;
+	if (addr_is_any(field)) {
+		snprintf(why, whylen, "is a wildcard; a backend needs a specific address");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- sections and their keys ---- */
+
+#define CFG_OFF(f)  offsetof(struct cfg, f)
+#define LST_OFF(f)  offsetof(struct cfg_listener, f)
+#define NKEYS(t)    (sizeof t / sizeof *t)
+
+static const struct keydef moat_keys[] = {
+	{ "workers", set_count, CFG_OFF(workers), 0, 0, CFG_MAX_WORKERS, NULL },
+	{ "log_level", set_word, CFG_OFF(log_level), 0, 0, 0, log_words },
+	{ "buffer_size", set_size, CFG_OFF(buffer_size), 0, 4096, 1048576, NULL },
+	{ "max_pending", set_size, CFG_OFF(max_pending), 0, 16384, 64 * 1048576, NULL },
+};
+
+static const struct keydef tls_keys[] = {
+	{ "certificate", set_string, CFG_OFF(certificate), 1, 0, 0, NULL },
+	{ "key", set_string, CFG_OFF(key), 1, 0, 0, NULL },
+};
+
+enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE };
+
+static const struct keydef listener_keys[] = {
+	[LK_ADDRESS] = { "address", set_listen, LST_OFF(address), 1, 0, 0, NULL },
+	[LK_PROTOCOL] = { "protocol", set_word, LST_OFF(protocol), 1, 0, 0, proto_words },
+	[LK_TLS] = { "tls", set_word, LST_OFF(tls), 0, 0, 0, tls_words },
+	[LK_BACKEND] = { "backend", set_backend, LST_OFF(backend), 1, 0, 0, NULL },
+	[LK_HANDSHAKE] = { "handshake_timeout", set_duration, LST_OFF(handshake_timeout_ms), 0,
+	                   1, 0, NULL },
+	[LK_CONNECT] = { "connect_timeout", set_duration, LST_OFF(connect_timeout_ms), 0, 1, 0,
+	                 NULL },
+	[LK_IDLE] = { "idle_timeout", set_duration, LST_OFF(idle_timeout_ms), 0, 1, 0, NULL },
+};
+
+_Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KEYS &&
+               NKEYS(listener_keys) <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
+
+/* The first two have one struct sect each in parser.single[]. */
+enum { SECT_MOAT, SECT_TLS, SECT_LISTENER };
+
+static const struct sectdef sectdefs[] = {
+	[SECT_MOAT] = { "moat", 0, moat_keys, NKEYS(moat_keys) },
+	[SECT_TLS] = { "tls", 0, tls_keys, NKEYS(tls_keys) },
+	[SECT_LISTENER] = { "listener", 1, listener_keys, NKEYS(listener_keys) },
+};
+
+/* Used in messages: "[tls]" or "[listener imaps]" for the section in use. */
+static const char *section_label(const struct parser *p, const struct sectdef *d, size_t li,
+                                 char *buf, size_t len)
+{
+	if (d->named)
+		snprintf(buf, len, "[%s %s]", d->word, p->ls[li].l.name);
+	else
+		snprintf(buf, len, "[%s]", d->word);
+	return buf;
+}
+
+/* Runs for a [listener NAME] header: checks NAME; returns -1 when the
+ * section is to be ignored (a second [listener NAME]). */
+static int check_listener_name(struct parser *p, const char *name, size_t n)
+{
+	if (n == 0) {
+		problem(p, p->line, "[listener] needs a name, e.g. [listener imaps]");
+		return 0;
+	}
+	if (n > CFG_MAX_NAME) {
+		problem(p, p->line, "listener name is longer than %d characters", CFG_MAX_NAME);
+		return 0;
+	}
+	for (size_t i = 0; i < p->nls; i++) {
+		if (strlen(p->ls[i].l.name) == n && memcmp(p->ls[i].l.name, name, n) == 0) {
+			problem(p, p->line, "duplicate section [listener %.*s] (first at line %d)",
+			        (int)n, name, p->ls[i].l.line);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-') {
+			problem(p, p->line, "listener name '%.*s' may only use A-Z a-z 0-9 _ . -",
+			        (int)n, name);
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Runs for a [listener NAME] header: adds a listener with its defaults. */
+static int open_listener(struct parser *p, const char *name, size_t n)
+{
+	struct ldraft *d;
+
+	if (check_listener_name(p, name, n) < 0)
+		return -1;
+	if (p->nls == p->capls) {
+		size_t cap = p->capls ? p->capls * 2 : 4;
+		struct ldraft *v = realloc(p->ls, cap * sizeof *v);
+		if (!v) {
+			p->probs.oom = 1;
+			return -1;
+		}
+		p->ls = v;
+		p->capls = cap;
+	}
+	d = &p->ls[p->nls];
+	memset(d, 0, sizeof *d);
+	d->l.name = strndup(name, n);
+	if (!d->l.name) {
+		p->probs.oom = 1;
+		return -1;
+	}
+	d->l.line = p->line;
+	d->l.protocol = CFG_PROTO_IMAP;
+	d->l.tls = CFG_TLS_IMPLICIT;
+	d->l.handshake_timeout_ms = 10 * 1000;
+	d->l.connect_timeout_ms = 10 * 1000;
+	d->s.line = p->line;
+	p->cur_listener = p->nls++;
+	return 0;
+}
+
+/* Runs for a [moat] or [tls] header: only the first one counts. */
+static int open_single(struct parser *p, int which)
+{
+	struct sect *s = &p->single[which];
+
+	if (s->line) {
+		problem(p, p->line, "duplicate section [%s] (first at line %d)",
+		        sectdefs[which].word, s->line);
+		return -1;
+	}
+	s->line = p->line;
+	return 0;
+}
+
+/* Runs from line_reader() for each "[...]" line inih will take as a
+ * header; text is what lies between the brackets. Keys that follow go to
+ * the section chosen here, or nowhere when it is refused. */
+static void open_section(struct parser *p, const char *text, size_t n)
+{
+	size_t wlen = 0;
+	const char *rest;
+	size_t rlen;
+
+	while (n && isspace((unsigned char)*text))
+		text++, n--;
+	while (n && isspace((unsigned char)text[n - 1]))
+		n--;
+	while (wlen < n && !isspace((unsigned char)text[wlen]))
+		wlen++;
+	rest = text + wlen;
+	rlen = n - wlen;
+	while (rlen && isspace((unsigned char)*rest))
+		rest++, rlen--;
+
+	p->cur = CUR_IGNORE;
+	for (size_t i = 0; i < sizeof sectdefs / sizeof *sectdefs; i++) {
+		const struct sectdef *d = &sectdefs[i];
+		if (strlen(d->word) != wlen || memcmp(d->word, text, wlen) != 0)
+			continue;
+		if (!d->named && rlen) {
+			problem(p, p->line, "section [%s] takes no name", d->word);
+			return;
+		}
+		if (d->named ? open_listener(p, rest, rlen) : open_single(p, (int)i))
+			return;
+		p->cur = CUR_SECTION;
+		p->cur_def = d;
+		return;
+	}
+	problem(p, p->line, "unknown section [%.*s]", (int)(n > 64 ? 64 : n), text);
+}
+
+/* ---- inih callbacks ---- */
+
+/* Runs before each new line and at the end: a line inih should have
+ * passed to on_pair() but did not was a syntax error to inih. */
+static void finish_line(struct parser *p)
+{
+	if ((p->kind == LINE_PAIR || p->kind == LINE_CONT) && !p->got_pair)
+		syntax_error(p, p->line);
+	p->kind = LINE_NONE;
+	p->got_pair = 0;
+}
+
+/* Used by classify_line(): mirrors inih's search for the "]" of a header,
+ * which gives up at a ";" after whitespace (an inline comment). */
+static const char *header_end(const char *s)
+{
+	int was_space = 0;
+
+	for (; *s; s++) {
+		if (*s == ']')
+			return s;
+		if (was_space && *s == ';')
+			return NULL;
+		was_space = isspace((unsigned char)*s);
+	}
+	return NULL;
+}
+
+/* Runs from line_reader() for each line it serves, with the same rules
+ * inih (r55) applies next: blank or comment, continuation, header, pair. */
+static void classify_line(struct parser *p, const char *line)
+{
+	const char *t = line, *end;
+
+	if (p->line == 1 && strncmp(t, "\xEF\xBB\xBF", 3) == 0)
+		t += 3;
+	while (isspace((unsigned char)*t))
+		t++;
+	if (*t == '\0' || *t == ';' || *t == '#') {
+		p->kind = LINE_BLANK;
+	} else if (p->prev_name && t > line) {
+		p->kind = LINE_CONT;
+	} else if (*t == '[' && (end = header_end(t + 1)) != NULL) {
+		p->kind = LINE_HEADER;
+		p->prev_name = 0;
+		open_section(p, t + 1, (size_t)(end - t - 1));
+	} else {
+		p->kind = LINE_PAIR;
+	}
+}
+
+/* The ini_reader: runs each time inih wants a line. Serves the next line
+ * of the buffer with its "\n", an empty line in place of one that is too
+ * long or holds a NUL byte, or NULL at the end. */
+static char *line_reader(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	size_t max = num > 2 ? (size_t)num - 2 : 0;
+	const char *s, *nl;
+	size_t rest, n;
+
+	finish_line(p);
+	if (p->pos >= p->len || num < 2)
+		return NULL;
+	s = p->buf + p->pos;
+	rest = p->len - p->pos;
+	nl = memchr(s, '\n', rest);
+	n = nl ? (size_t)(nl - s) : rest;
+	p->pos += nl ? n + 1 : n;
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	p->line++;
+	if (memchr(s, '\0', n)) {
+		problem(p, p->line, "NUL byte in line");
+		n = 0;
+	} else if (n > max) {
+		problem(p, p->line, "line too long (max %zu)", max);
+		n = 0;
+	}
+	memcpy(str, s, n);
+	str[n] = '\n';
+	str[n + 1] = '\0';
+	classify_line(p, str);
+	return str;
+}
+
+/* Runs from on_pair() for "name = value" in the section in use: finds the
+ * key, refuses repeats, and lets its setter store the value. */
+static void set_key(struct parser *p, const char *name, const char *value)
+{
+	const struct sectdef *d = p->cur_def;
+	int listener = d->named;
+	struct sect *s = listener ? &p->ls[p->cur_listener].s : &p->single[d - sectdefs];
+	void *base = listener ? (void *)&p->ls[p->cur_listener].l : (void *)p->c;
+	char label[96], why[160];
+	const struct keydef *k = NULL;
+	size_t i;
+
+	for (i = 0; i < d->nkeys && !k; i++)
+		if (strcmp(d->keys[i].name, name) == 0)
+			k = &d->keys[i];
+	section_label(p, d, p->cur_listener, label, sizeof label);
+	if (!k) {
+		problem(p, p->line, "unknown key '%.64s' in %s", name, label);
+		return;
+	}
+	i = (size_t)(k - d->keys);
+	if (s->seen[i]) {
+		problem(p, p->line, "duplicate key '%s' in %s (first at line %d)", name, label,
+		        s->seen[i]);
+		return;
+	}
+	s->seen[i] = p->line;
+	if (*value == '\0') {
+		s->bad[i] = 1;
+		problem(p, p->line, "%s: empty value", name);
+		return;
+	}
+	if (k->set(k, value, (char *)base + k->off, why, sizeof why) < 0) {
+		s->bad[i] = 1;
+		problem(p, p->line, "%s: '%.*s' %s", name, CFG_SHOW, value, why);
+	}
+}
+
+/* The ini_handler: runs for every name = value inih found. Only files the
+ * value; always returns 1 so that inih's own errors stay syntax errors. */
+static int on_pair(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+
+	(void)section;   /* ours, from open_section(), is not truncated */
+	p->got_pair = 1;
+	if (p->kind == LINE_CONT) {
+		problem(p, p->line, "indented line continues the value of '%.64s'; "
+		        "multi-line values are not supported, remove the indentation", name);
+		return 1;
+	}
+	p->prev_name = name[0] != '\0';
+	if (name[0] == '\0')
+		problem(p, p->line, "missing key name before '='");
+	else if (p->cur == CUR_NONE)
+		problem(p, p->line, "key '%.64s' is outside any section", name);
+	else if (p->cur == CUR_SECTION)
+		set_key(p, name, value);
+	return 1;
+}
+
+/* ---- checks over the whole file ---- */
+
+/* Used by the checks: one "[sect] key is required" per missing key. */
+static void check_required(struct parser *p, const struct sectdef *d, const struct sect *s,
+                           size_t li)
+{
+	char label[96];
+
+	for (size_t i = 0; i < d->nkeys; i++) {
+		if (d->keys[i].required && !s->seen[i])
+			problem(p, s->line, "%s %s is required",
+			        section_label(p, d, li, label, sizeof label), d->keys[i].name);
+	}
+}
+
+/* Check: [tls] is there with its keys. */
+static void check_tls(struct parser *p)
+{
+	if (!p->single[SECT_TLS].line)
+		problem(p, 0, "missing [tls] section");
+	else
+		check_required(p, &sectdefs[SECT_TLS], &p->single[SECT_TLS], 0);
+}
+
+/* Check: at least one listener; each has its keys; idle_timeout gets the
+ * default of its protocol. */
+static void check_listeners(struct parser *p)
+{
+	if (p->nls == 0)
+		problem(p, 0, "no [listener NAME] section; at least one is required");
+	for (size_t i = 0; i < p->nls; i++) {
+		struct ldraft *d = &p->ls[i];
+		check_required(p, &sectdefs[SECT_LISTENER], &d->s, i);
+		if (!d->s.seen[LK_IDLE])
+			d->l.idle_timeout_ms = idle_default_ms[d->l.protocol];
+	}
+}
+
+/* Used by the checks: the key was set to a value that was taken. */
+static int key_ok(const struct ldraft *d, int k)
+{
+	return d->s.seen[k] && !d->s.bad[k];
+}
+
+/* Check: no two listeners bind overlapping addresses. */
+static void check_addresses(struct parser *p)
+{
+	for (size_t j = 1; j < p->nls; j++) {
+		const struct ldraft *b = &p->ls[j];
+		for (size_t i = 0; i < j && key_ok(b, LK_ADDRESS); i++) {
+			const struct ldraft *a = &p->ls[i];
+			if (!key_ok(a, LK_ADDRESS) || !addr_overlaps(&a->l.address, &b->l.address))
+				continue;
+			if (addr_same(&a->l.address, &b->l.address))
+				problem(p, b->s.seen[LK_ADDRESS],
+				        "address '%s' is already used by [listener %s] (line %d)",
+				        b->l.address.text, a->l.name, a->s.seen[LK_ADDRESS]);
+			else
+				problem(p, b->s.seen[LK_ADDRESS],
+				        "address '%s' overlaps '%s' of [listener %s] (line %d)",
+				        b->l.address.text, a->l.address.text, a->l.name,
+				        a->s.seen[LK_ADDRESS]);
+			break;
+		}
+	}
+}
+
+/* Check: no backend is one of moat's own listening addresses. */
+static void check_loops(struct parser *p)
+{
+	for (size_t j = 0; j < p->nls; j++) {
+		const struct ldraft *b = &p->ls[j];
+		for (size_t i = 0; i < p->nls && key_ok(b, LK_BACKEND); i++) {
+			const struct ldraft *a = &p->ls[i];
+			if (!key_ok(a, LK_ADDRESS) || !addr_same(&a->l.address, &b->l.backend))
+				continue;
+			problem(p, b->s.seen[LK_BACKEND],
+			        "backend '%s' is the address of [listener %s]; moat would connect "
+			        "to itself", b->l.backend.text, a->l.name);
+			break;
+		}
+	}
+}
+
+/* Check: workers = 0 becomes the number of online CPUs (1..256). */
+static void resolve_workers(struct parser *p)
+{
+	long n;
+
+	if (p->c->workers)
+		return;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > CFG_MAX_WORKERS)
+		n = CFG_MAX_WORKERS;
+	p->c->workers = (unsigned)n;
+}
+
+static void (*const checks[])(struct parser *) = {
+	check_tls, check_listeners, check_addresses, check_loops, resolve_workers,
+};
+
+/* ---- parse, load, free ---- */
+
+/* Runs on success: the listeners move from the drafts into the cfg. */
+static int move_listeners(struct parser *p)
+{
+	struct cfg *c = p->c;
+
+	c->listeners = calloc(p->nls, sizeof *c->listeners);
+	if (!c->listeners)
+		return -1;
+	for (size_t i = 0; i < p->nls; i++) {
+		c->listeners[i] = p->ls[i].l;
+		p->ls[i].l.name = NULL;
+	}
+	c->nlisteners = p->nls;
+	return 0;
+}
+
+/* Runs at the end of every parse: frees what the parser still owns. */
+static void parser_free(struct parser *p)
+{
+	for (size_t i = 0; i < p->nls; i++)
+		free(p->ls[i].l.name);
+	free(p->ls);
+	problems_free(&p->probs);
+	cfg_free(p->c);
+}
+
+/* Runs before parsing: a cfg holding every default. */
+static struct cfg *cfg_new(const char *file)
+{
+	struct cfg *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->path = strdup(file);
+	if (!c->path) {
+		free(c);
+		return NULL;
+	}
+	c->workers = 0;
+	c->log_level = CFG_LOG_INFO;
+	c->buffer_size = 64 * 1024;
+	c->max_pending = 256 * 1024;
+	return c;
+}
+
+/* Both entry points end here with the whole text in buf[0..len). */
+static int parse_buffer(const char *buf, size_t len, const char *file, struct cfg **out,
+                        char **errors)
+{
+	struct parser p;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	p.file = file;
+	p.buf = buf;
+	p.len = len;
+	p.c = cfg_new(file);
+	if (!p.c) {
+		*errors = single_error("%s: out of memory\n", file);
+		return -1;
+	}
+	rc = ini_parse_stream(line_reader, &p, on_pair, &p);
+	finish_line(&p);
+	if (rc > 0 && rc != p.first_syntax)
+		syntax_error(&p, rc);
+	else if (rc < 0)
+		problem(&p, 0, "inih failed (%d)", rc);
+	for (size_t i = 0; i < sizeof checks / sizeof *checks; i++)
+		checks[i](&p);
+	p.c->certificate_line = p.single[SECT_TLS].seen[0];
+	p.c->key_line = p.single[SECT_TLS].seen[1];
+	if (p.probs.n == 0 && !p.probs.oom && move_listeners(&p) < 0)
+		p.probs.oom = 1;
+	if (p.probs.n || p.probs.oom) {
+		*errors = problems_join(&p);
+		parser_free(&p);
+		return -1;
+	}
+	*out = p.c;
+	p.c = NULL;
+	parser_free(&p);
+	return 0;
+}
+
+int cfg_parse_string(const char *text, const char *name, struct cfg **out, char **errors)
+{
+	if (!out || !errors)
+		return -1;
+	*out = NULL;
+	*errors = NULL;
+	if (!name)
+		name = "(string)";
+	if (!text) {
+		*errors = single_error("%s: no configuration text\n", name);
+		return -1;
+	}
+	return parse_buffer(text, strlen(text), name, out, errors);
+}
+
+/* Runs from cfg_load(): the file's bytes, at most CFG_MAX_FILE. Returns 0,
+ * or -1 with *errors set. */
+static int read_file(const char *path, char **buf, size_t *len, char **errors)
+{
+	char ebuf[128];
+	size_t cap = 4096, n = 0;
+	char *b = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		*errors = single_error("%s: cannot open: %s\n", path,
+		                       strerror_r(errno, ebuf, sizeof ebuf));
+		return -1;
+	}
+	for (;;) {
+		ssize_t r;
+		if (!b || n == cap) {
+			char *nb;
+			cap = b ? cap * 2 : cap;
+			nb = realloc(b, cap);
+			if (!nb) {
+				*errors = single_error("%s: out of memory\n", path);
+				goto fail;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*errors = single_error("%s: cannot read: %s\n", path,
+			                       strerror_r(errno, ebuf, sizeof ebuf));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > CFG_MAX_FILE) {
+			*errors = single_error("%s: file too large (max %d bytes)\n", path,
+			                       CFG_MAX_FILE);
+			goto fail;
+		}
+	}
+	close(fd);
+	*buf = b;
+	*len = n;
+	return 0;
+fail:
+	close(fd);
+	free(b);
+	return -1;
+}
+
+int cfg_load(const char *path, struct cfg **out, char **errors)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!out || !errors)
+		return -1;
+	*out = NULL;
+	*errors = NULL;
+	if (!path) {
+		*errors = single_error("(null): no configuration file given\n");
+		return -1;
+	}
+	if (read_file(path, &buf, &len, errors) < 0)
+		return -1;
+	rc = parse_buffer(buf, len, path, out, errors);
+	free(buf);
+	return rc;
+}
+
+void cfg_free(struct cfg *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nlisteners; i++)
+		free(c->listeners[i].name);
+	free(c->listeners);
+	free(c->certificate);
+	free(c->key);
+	free(c->path);
+	free(c);
+}
+
+const char *cfg_proto_name(enum cfg_proto p)
+{
+	static const char *const names[] = { [CFG_PROTO_IMAP] = "imap", [CFG_PROTO_POP3] = "pop3" };
+
+	if ((unsigned)p >= sizeof names / sizeof *names)
+		return "?";
+	return names[p];
+}

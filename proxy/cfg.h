@@ -1,0 +1,89 @@
+/*
+ * cfg: moat's configuration, read from an INI file with inih.
+ *
+ * cfg_load()/cfg_parse_string() build an immutable struct cfg. Parsing
+ * happens in two passes: the inih handler only copies values and records
+ * "FILE:LINE: message" for what it cannot take; a second pass checks what
+ * needs the whole file (required keys, duplicates, cross references). All
+ * errors are reported, then the config is refused.
+ *
+ * Ownership: the caller owns the returned struct cfg and frees it with
+ * cfg_free(); workers only read it. The error text is malloc'd and owned
+ * by the caller.
+ */
+#ifndef MOAT_CFG_H
+#define MOAT_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum cfg_proto { CFG_PROTO_IMAP = 0, CFG_PROTO_POP3 = 1 };
+enum cfg_tls_mode { CFG_TLS_IMPLICIT = 0, CFG_TLS_STARTTLS = 1 };
+enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+/* A resolved socket address with the text it came from. */
+struct cfg_addr {
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char text[128];               /* as written in the file */
+};
+
+/* One [listener NAME] section. */
+struct cfg_listener {
+	char *name;
+	int line;                     /* line of the section header */
+	struct cfg_addr address;
+	enum cfg_proto protocol;
+	enum cfg_tls_mode tls;
+	struct cfg_addr backend;
+	uint32_t handshake_timeout_ms;
+	uint32_t connect_timeout_ms;
+	uint32_t idle_timeout_ms;     /* after the relay starts */
+};
+
+struct cfg {
+	char *path;
+	/* [moat] */
+	unsigned workers;             /* resolved: never 0 */
+	enum cfg_log_level log_level;
+	uint32_t buffer_size;         /* per-worker read buffer, bytes */
+	uint32_t max_pending;         /* queued bytes toward one peer before reads stop */
+	/* [tls] */
+	char *certificate;
+	char *key;
+	int certificate_line, key_line; /* where they were set, for messages */
+	/* [listener NAME] ... */
+	struct cfg_listener *listeners;
+	size_t nlisteners;
+};
+
+/* Reads and checks FILE. On success returns 0 and sets *out. On failure
+ * returns -1 and sets *errors to one "FILE:LINE: message\n" per problem,
+ * sorted by line; problems about the whole file (a missing section) read
+ * "FILE: message\n" and come last. *errors is NULL only if memory ran out. */
+int cfg_load(const char *path, struct cfg **out, char **errors)
+	__attribute__((warn_unused_result));
+
+/* Same, from a string; NAME stands for the file name in messages. */
+int cfg_parse_string(const char *text, const char *name, struct cfg **out,
+                     char **errors) __attribute__((warn_unused_result));
+
+void cfg_free(struct cfg *c);
+
+/* "host:port", "[v6]:port" or "*:port" to an address (numeric hosts and
+ * "localhost"). Returns 0, or -1 with a reason in why. */
+int cfg_parse_addr(const char *s, struct cfg_addr *a, const char **why);
+
+/* "250ms", "10s", "31m", "2h", "1d" or a bare number of seconds; units
+ * lowercase, no sign, fraction or inner space ("10 s" is refused). Returns
+ * 0, or -1 (and leaves *ms alone) on junk or above UINT32_MAX ms. */
+int cfg_parse_duration(const char *s, uint32_t *ms);
+
+/* "16k", "1m", or bytes (k/K = 1024, m/M = 1048576). Returns 0, or -1
+ * (and leaves *bytes alone) on junk or above UINT32_MAX. */
+int cfg_parse_size(const char *s, uint32_t *bytes);
+
+const char *cfg_proto_name(enum cfg_proto p);
+
+#endif /* MOAT_CFG_H */
