@@ -1,0 +1,623 @@
+"""Integration test harness for moat (Python 3 standard library only).
+
+What it provides:
+
+- run_dir(): one temporary directory per test run (removed at exit unless
+  MOAT_KEEP=1), holding certificates, Dovecot sandboxes and moat configs.
+- certs(): the test CA and server certificate, made once per run by
+  scripts/certs.sh.
+- free_port(): an unused TCP port on 127.0.0.1.
+- Dovecot: a real Dovecot on loopback started through scripts/dovecot.sh
+  (the same script `make run` uses), optionally with extra accounts and
+  extra messages placed in a Maildir before it starts.
+- Moat: writes a moat configuration, runs `build/moat -c` (binary from
+  $MOAT, default build/moat; optional wrapper command from $MOAT_WRAPPER,
+  e.g. "valgrind -q"), captures stderr to a log file, waits for
+  event=ready, stops it with SIGTERM and returns its exit status.
+- client_context(): an ssl.SSLContext trusting only the test CA.
+- big_message(): a deterministic 64 MiB RFC 5322 message (CRLF lines, some
+  starting with "." to exercise POP3 dot-stuffing), made once per run.
+
+Every process started here runs in its own session (process group); they
+are all stopped at interpreter exit, on SIGTERM, and by stop() calls, so a
+failing test leaves no Dovecot or moat behind.
+"""
+
+import atexit
+import hashlib
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SCRIPTS = os.path.join(ROOT, "scripts")
+LOOPBACK = "127.0.0.1"
+
+# Slow environments (valgrind as MOAT_WRAPPER, sanitizers) can stretch every
+# timeout with MOAT_TIMEOUT_SCALE=N.
+TIMEOUT_SCALE = float(os.environ.get("MOAT_TIMEOUT_SCALE", "1") or "1")
+
+
+def scaled(seconds):
+    return seconds * TIMEOUT_SCALE
+
+
+def moat_binary():
+    path = os.environ.get("MOAT") or os.path.join(ROOT, "build", "moat")
+    return os.path.abspath(path)
+
+
+def moat_wrapper():
+    return shlex.split(os.environ.get("MOAT_WRAPPER", ""))
+
+
+# ---------------------------------------------------------------- processes
+
+_procs = []
+_procs_lock = threading.Lock()
+
+
+def _register(proc):
+    with _procs_lock:
+        _procs.append(proc)
+
+
+def _unregister(proc):
+    with _procs_lock:
+        if proc in _procs:
+            _procs.remove(proc)
+
+
+def kill_group(proc):
+    """SIGKILL to a process's whole group (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def cleanup_all():
+    with _procs_lock:
+        procs = list(_procs)
+        _procs.clear()
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.terminate()
+                p.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        kill_group(p)
+
+
+atexit.register(cleanup_all)
+
+
+def _on_sigterm(signum, frame):
+    # SIGTERM acts like Ctrl-C: unittest lets KeyboardInterrupt end the run
+    # (any other exception would only fail the current test), and the
+    # atexit handlers then stop every process.
+    raise KeyboardInterrupt("SIGTERM")
+
+
+if threading.current_thread() is threading.main_thread():
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def spawn(argv, stdout, stderr, **kw):
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=stderr, start_new_session=True, **kw)
+    _register(proc)
+    return proc
+
+
+# ---------------------------------------------------------------- run dir
+
+_run_dir = None
+_run_dir_lock = threading.Lock()
+
+
+def run_dir():
+    """This run's temporary directory (searchable by Dovecot's users)."""
+    global _run_dir
+    with _run_dir_lock:
+        if _run_dir is None:
+            d = tempfile.mkdtemp(prefix="moat-it-")
+            os.chmod(d, 0o755)
+            _run_dir = d
+            if os.environ.get("MOAT_KEEP") != "1":
+                atexit.register(_remove_run_dir)
+            else:
+                atexit.register(lambda: sys.stderr.write(
+                    "harness: kept %s\n" % d))
+        return _run_dir
+
+
+def _remove_run_dir():
+    cleanup_all()
+    if _run_dir:
+        shutil.rmtree(_run_dir, ignore_errors=True)
+
+
+def new_dir(name):
+    """A fresh, uniquely named directory inside the run directory."""
+    d = tempfile.mkdtemp(prefix=name + "-", dir=run_dir())
+    os.chmod(d, 0o755)
+    return d
+
+
+# ---------------------------------------------------------------- ports
+
+_given_ports = set()
+_ports_lock = threading.Lock()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that
+    this harness has not handed out before."""
+    with _ports_lock:
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((LOOPBACK, 0))
+                port = s.getsockname()[1]
+            finally:
+                s.close()
+            if port not in _given_ports:
+                _given_ports.add(port)
+                return port
+    raise RuntimeError("no free port found")
+
+
+def port_accepts(port, host=LOOPBACK):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout, proc=None, what="server"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_accepts(port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with status %s before port %d accepted"
+                               % (what, proc.returncode, port))
+        time.sleep(0.05)
+    raise TimeoutError("%s: port %d not accepting after %.0fs" % (what, port, timeout))
+
+
+# ---------------------------------------------------------------- certs
+
+class Certs:
+    def __init__(self, d):
+        self.dir = d
+        self.ca = os.path.join(d, "ca.pem")
+        self.ca_key = os.path.join(d, "ca.key")
+        self.fullchain = os.path.join(d, "fullchain.pem")
+        self.key = os.path.join(d, "privkey.pem")
+
+
+_certs = None
+_certs_lock = threading.Lock()
+
+
+def certs():
+    """The test CA and server certificate (made once per run)."""
+    global _certs
+    with _certs_lock:
+        if _certs is None:
+            d = os.path.join(run_dir(), "certs")
+            r = subprocess.run(["sh", os.path.join(SCRIPTS, "certs.sh"), d],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError("scripts/certs.sh failed (%d): %s"
+                                   % (r.returncode, r.stderr.decode(errors="replace")))
+            _certs = Certs(d)
+        return _certs
+
+
+def client_context(minimum=None, maximum=None, ca=None):
+    """A TLS client context that trusts only the test CA and checks host
+    names; optionally pinned to TLS versions."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=ca or certs().ca)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def tls_connect(port, ctx=None, server_hostname="localhost", timeout=10):
+    """A TLS connection to 127.0.0.1:port (handshake done)."""
+    ctx = ctx or client_context()
+    raw = socket.create_connection((LOOPBACK, port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_hostname)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def recv_line(sock, limit=65536):
+    """Reads one CRLF-terminated line (bytes, with CRLF) byte by byte."""
+    buf = bytearray()
+    while not buf.endswith(b"\r\n"):
+        b = sock.recv(1)
+        if not b:
+            break
+        buf += b
+        if len(buf) > limit:
+            break
+    return bytes(buf)
+
+
+def recv_until_eof(sock, timeout):
+    """Reads until the peer closes; returns (data, how) where how is 'eof'
+    (clean end, TLS close_notify or FIN), or the exception's name."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ssl.SSLError, ConnectionError) as e:
+            return bytes(data), type(e).__name__
+        if not chunk:
+            return bytes(data), "eof"
+        data += chunk
+
+
+# ---------------------------------------------------------------- messages
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+_PRINTABLE = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+              b"0123456789 .-_=+/:,;!?()<>@#$%&*'[]{}~")
+_TABLE = bytes(_PRINTABLE[i % len(_PRINTABLE)] for i in range(256))
+
+BIG_SIZE = 64 * 1024 * 1024
+BIG_SUBJECT = "moat big message"
+
+
+def make_big_message(seed=993, size=BIG_SIZE):
+    """A deterministic RFC 5322 message of exactly `size` bytes: headers,
+    then pseudo-random printable lines of 20..78 characters (the last one
+    up to 160), CRLF line ends. About one line in 66 starts with ".", and there is a line that
+    is just ".", so POP3 must dot-stuff it."""
+    rng = random.Random(seed)
+    head = ("From: moat tests <tests@localhost>\r\n"
+            "To: demo <demo@localhost>\r\n"
+            "Subject: %s\r\n"
+            "Date: Mon, 01 Jan 2024 00:01:00 +0000\r\n"
+            "Message-ID: <big-%d@localhost>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n" % (BIG_SUBJECT, seed)).encode()
+    fixed = b".\r\n..\r\n.leading dot\r\n"
+    body_len = size - len(head) - len(fixed)
+    noise = rng.randbytes(body_len).translate(_TABLE)
+    lines = []
+    pos = 0
+    # Lines of 20..78 characters plus CRLF, until the body is nearly full.
+    while body_len - pos > 160:
+        n = 20 + noise[pos] % 59
+        lines.append(noise[pos:pos + n])
+        pos += n + 2
+    # The last line takes whatever is left (at least 1 char + CRLF).
+    lines.append(noise[pos:body_len - 2])
+    body = b"\r\n".join(lines) + b"\r\n"
+    msg = head + fixed + body
+    assert len(msg) == size, (len(msg), size)
+    return msg
+
+
+_big = None
+_big_lock = threading.Lock()
+
+
+def big_message():
+    """(path, sha256 hex) of the 64 MiB message, made once per run."""
+    global _big
+    with _big_lock:
+        if _big is None:
+            path = os.path.join(run_dir(), "big.eml")
+            data = make_big_message()
+            with open(path, "wb") as f:
+                f.write(data)
+            _big = (path, hashlib.sha256(data).hexdigest())
+        return _big
+
+
+def pop3_stuff(data):
+    """What a POP3 server sends for a message in RETR after "+OK ...\\r\\n":
+    lines starting with "." get another ".", then ".\\r\\n"."""
+    assert data.endswith(b"\r\n")
+    out = re.sub(rb"(?m)^\.", b"..", data)
+    return out + b".\r\n"
+
+
+# ---------------------------------------------------------------- Dovecot
+
+class Dovecot:
+    """A Dovecot started by scripts/dovecot.sh in its own directory.
+
+    users: None (the script makes demo/demo with three messages) or a dict
+    name -> password written to DIR/users first (then the script delivers
+    nothing). messages: {user: [(maildir file name, bytes)]} placed in
+    DIR/mail/USER/Maildir/new before start; Maildir names starting with a
+    larger timestamp get larger UIDs (the demo messages use 1000000001..3).
+    """
+
+    def __init__(self, users=None, messages=None, name="dovecot"):
+        self.dir = new_dir(name)
+        self.imap_port = free_port()
+        self.pop3_port = free_port()
+        self.users = users
+        self.messages = messages or {}
+        self.proc = None
+        self.out_path = os.path.join(self.dir, "dovecot.out")
+        self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.inbox = {}
+
+    def start(self, timeout=30):
+        if self.users is not None:
+            with open(os.path.join(self.dir, "users"), "w") as f:
+                for u, pw in self.users.items():
+                    f.write("%s:{PLAIN}%s::::::\n" % (u, pw))
+        for user, msgs in self.messages.items():
+            md = os.path.join(self.dir, "mail", user, "Maildir")
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(md, sub), exist_ok=True)
+            for fname, data in msgs:
+                tmp = os.path.join(md, "tmp", fname)
+                if isinstance(data, str):
+                    shutil.copyfile(data, tmp)
+                else:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                os.rename(tmp, os.path.join(md, "new", fname))
+        out = open(self.out_path, "wb")
+        try:
+            self.proc = spawn(["sh", os.path.join(SCRIPTS, "dovecot.sh"), self.dir,
+                               str(self.imap_port), str(self.pop3_port)],
+                              stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            out.close()
+        try:
+            wait_port(self.imap_port, scaled(timeout), self.proc, "dovecot")
+            wait_port(self.pop3_port, scaled(timeout), self.proc, "dovecot")
+        except Exception as e:
+            self.stop()
+            raise RuntimeError("%s\n--- dovecot output:\n%s\n--- dovecot.log:\n%s"
+                               % (e, _read(self.out_path), _read(self.log_path)))
+        # What each user's INBOX holds, read before any client touches it
+        # (Dovecot then moves the files from new/ to cur/).
+        for user in os.listdir(os.path.join(self.dir, "mail")):
+            self.inbox[user] = []
+            for fname, path in self.mailbox_files(user):
+                size = os.path.getsize(path)
+                with open(path, "rb") as f:
+                    data = f.read() if size <= (1 << 20) else None
+                self.inbox[user].append((fname, data, size))
+        return self
+
+    def message(self, uid, user="demo"):
+        """The bytes of the user's message with this UID (1-based, as
+        delivered; only messages up to 1 MiB are kept)."""
+        fname, data, size = self.inbox[user][uid - 1]
+        if data is None:
+            raise ValueError("message %s is too large to be kept" % fname)
+        return data
+
+    def mailbox_files(self, user="demo"):
+        """The user's INBOX messages as [(file name, path)] in UID order."""
+        md = os.path.join(self.dir, "mail", user, "Maildir")
+        found = []
+        for sub in ("new", "cur"):
+            p = os.path.join(md, sub)
+            if os.path.isdir(p):
+                for n in os.listdir(p):
+                    found.append((n.split(":", 1)[0], os.path.join(p, n)))
+
+        def key(item):
+            stamp = item[0].split(".", 1)[0]
+            return (int(stamp) if stamp.isdigit() else 0, item[0])
+        return sorted(found, key=key)
+
+    def stop(self, timeout=15):
+        if self.proc is None:
+            return None
+        p = self.proc
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        kill_group(p)
+        _unregister(p)
+        return p.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError as e:
+        return "(%s)" % e
+
+
+# ---------------------------------------------------------------- moat
+
+class Listener:
+    def __init__(self, name, protocol, backend_port, port=None, tls="implicit"):
+        self.name = name
+        self.protocol = protocol
+        self.backend_port = backend_port
+        self.port = port or free_port()
+        self.tls = tls
+
+
+def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
+                extra_tls=""):
+    c = certs()
+    lines = ["; written by test/integration/harness.py",
+             "[moat]",
+             "workers = %d" % workers,
+             "log_level = %s" % log_level,
+             "",
+             "[tls]",
+             "certificate = %s" % (cert or c.fullchain),
+             "key = %s" % (key or c.key)]
+    if extra_tls:
+        lines.append(extra_tls)
+    for l in listeners:
+        lines += ["",
+                  "[listener %s]" % l.name,
+                  "address = %s:%d" % (LOOPBACK, l.port),
+                  "protocol = %s" % l.protocol,
+                  "tls = %s" % l.tls,
+                  "backend = %s:%d" % (LOOPBACK, l.backend_port)]
+    return "\n".join(lines) + "\n"
+
+
+class Moat:
+    """moat run in the foreground with its stderr in a log file."""
+
+    def __init__(self, listeners, workers=2, log_level="info", wrapper=None,
+                 name="moat"):
+        self.dir = new_dir(name)
+        self.listeners = {l.name: l for l in listeners}
+        self.config_path = os.path.join(self.dir, "moat.ini")
+        self.log_path = os.path.join(self.dir, "moat.log")
+        with open(self.config_path, "w") as f:
+            f.write(moat_config(listeners, workers, log_level))
+        self.wrapper = moat_wrapper() if wrapper is None else list(wrapper)
+        self.proc = None
+        self.returncode = None
+
+    def port(self, name):
+        return self.listeners[name].port
+
+    def start(self, timeout=20):
+        binary = moat_binary()
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError("moat binary not found: %s (run make)" % binary)
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = spawn(self.wrapper + [binary, "-c", self.config_path],
+                              stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        try:
+            self.wait_log(r"event=ready", timeout)
+        except Exception:
+            self.kill()
+            raise
+        return self
+
+    def log(self):
+        return _read(self.log_path)
+
+    def wait_log(self, pattern, timeout=10, start=0):
+        """Waits until the log (from offset `start`) matches the regex;
+        returns the match. Fails early if moat exits."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            text = self.log()[start:]
+            m = rx.search(text)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                raise RuntimeError("moat exited (status %s) without logging /%s/; log:\n%s"
+                                   % (self.proc.returncode, pattern, self.log()))
+            if time.monotonic() > deadline:
+                raise TimeoutError("no /%s/ in moat's log after %.0fs; log:\n%s"
+                                   % (pattern, scaled(timeout), self.log()))
+            time.sleep(0.05)
+
+    def stop(self, timeout=20, sig=signal.SIGTERM):
+        """Sends SIGTERM (or sig) and returns the exit status; None if moat
+        did not exit within the timeout (then it is killed)."""
+        if self.proc is None:
+            return self.returncode
+        p = self.proc
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=scaled(timeout))
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.returncode = None
+                return None
+        self.returncode = p.returncode
+        kill_group(p)
+        _unregister(p)
+        self.proc = None
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None:
+            kill_group(self.proc)
+            _unregister(self.proc)
+            self.returncode = self.proc.returncode
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run_moat_cli(args, timeout=30):
+    """Runs moat with arguments (no wrapper); returns CompletedProcess with
+    text stdout/stderr."""
+    return subprocess.run([moat_binary()] + list(args), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=scaled(timeout), text=True)
+
+
+def run_cmd(argv, timeout=60, input=None):
+    """Runs a client command; returns CompletedProcess (bytes)."""
+    return subprocess.run(argv, input=input if input is not None else b"",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=scaled(timeout))
