@@ -14,6 +14,10 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#if MBEDTLS_VERSION_NUMBER < 0x03060000
+#error "moat needs mbedTLS 3.6 or newer (make MBEDTLS=system found an older one)"
+#endif
+
 struct tls_server {
 	mbedtls_ssl_config conf;
 	mbedtls_x509_crt chain;
