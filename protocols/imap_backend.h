@@ -1,0 +1,72 @@
+/*
+ * imap_backend: moat's side of the IMAP login to a backend, as a pure
+ * state machine (no I/O): feed what the backend sends, write what it
+ * asks to send.
+ *
+ *   greeting "* OK ..." (its [CAPABILITY] code, or an explicit
+ *   CAPABILITY command when it has none), then
+ *     - AUTHENTICATE PLAIN (with SASL-IR when offered, else after "+")
+ *       when the backend offers AUTH=PLAIN, or when an authzid is given;
+ *     - else LOGIN with the user name and password as literals:
+ *       synchronizing {n} (waiting for "+" each time), or {n+} when the
+ *       backend offers LITERAL+; so every byte of a password works.
+ *   until the tagged OK (login done), NO (refused) or anything else
+ *   (failure: BYE, BAD, PREAUTH, garbage, an over-long line).
+ *
+ * Lines from the backend are bounded (IMAP_BL_LINE_MAX); untagged lines
+ * other than the greeting and CAPABILITY are ignored. The machine keeps
+ * copies of the credentials and wipes them in imap_bl_free().
+ */
+#ifndef MOAT_IMAP_BACKEND_H
+#define MOAT_IMAP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMAP_BL_LINE_MAX  8192
+#define IMAP_BL_CRED_MAX  1024      /* user name, password, authzid each */
+#define IMAP_BL_TEXT_MAX  1024
+
+/* Bits of struct imap_blogin.caps: the capabilities the login looks at. */
+#define IMAP_BL_CAP_AUTH_PLAIN    0x1u
+#define IMAP_BL_CAP_SASL_IR       0x2u
+#define IMAP_BL_CAP_LITERAL_PLUS  0x4u
+#define IMAP_BL_CAP_LOGINDISABLED 0x8u
+
+enum imap_bl_rc {
+	IMAP_BL_NEED_MORE = 0,        /* all input consumed, nothing to do */
+	IMAP_BL_SEND,                 /* write out[0..out_len), then feed on */
+	IMAP_BL_OK,                   /* logged in; text = the OK's text */
+	IMAP_BL_NO,                   /* credentials refused; text = reason */
+	IMAP_BL_FAIL,                 /* protocol failure; text = reason */
+};
+
+struct imap_blogin {
+	unsigned state;
+	unsigned caps;                /* IMAP_BL_CAP_* seen */
+	char user[IMAP_BL_CRED_MAX + 1], pass[IMAP_BL_CRED_MAX + 1];
+	char authzid[IMAP_BL_CRED_MAX + 1];
+	size_t user_len, pass_len, authzid_len;
+	char line[IMAP_BL_LINE_MAX + 1];
+	size_t line_len;
+	uint8_t out[2 * IMAP_BL_CRED_MAX + 4 * (3 * IMAP_BL_CRED_MAX + 2) / 3 + 64];
+	size_t out_len;
+	char text[IMAP_BL_TEXT_MAX + 1];  /* OK text, or NO/FAIL reason */
+};
+
+/* Copies the credentials; authzid may be NULL or "". Returns 0, or -1
+ * when a field is longer than IMAP_BL_CRED_MAX. */
+int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
+                 const char *user, size_t user_len, const char *pass, size_t pass_len)
+	__attribute__((warn_unused_result));
+
+/* Consumes backend bytes from buf; *used is always set. After OK the
+ * bytes past *used belong to the client's session (the backend may have
+ * sent more). */
+enum imap_bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
+                             size_t *used) __attribute__((warn_unused_result));
+
+/* Wipes the credentials and everything derived from them. */
+void imap_bl_free(struct imap_blogin *b);
+
+#endif /* MOAT_IMAP_BACKEND_H */
