@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #define CFG_MAX_FILE     (1024 * 1024)   /* bytes */
-#define CFG_MAX_KEYS     8               /* keys in the largest section */
+#define CFG_MAX_KEYS     16              /* keys in the largest section */
 #define CFG_MAX_NAME     64              /* listener name length */
 #define CFG_MAX_WORKERS  256
 #define CFG_SHOW         80              /* bytes of a value quoted in a message */
@@ -127,9 +127,16 @@ struct parser {
 static const char *const log_words[] = { "error", "warn", "info", "debug", NULL };
 static const char *const proto_words[] = { "imap", "pop3", NULL };
 static const char *const tls_words[] = { "implicit", "starttls", NULL };
+static const char *const bool_words[] = { "no", "yes", NULL };
 
 _Static_assert(CFG_LOG_DEBUG == 3 && CFG_PROTO_POP3 == 1 && CFG_TLS_STARTTLS == 1,
                "word tables follow the enums");
+
+/* greeting when a listener does not set it, by protocol. */
+static const char *const greeting_default[] = {
+	[CFG_PROTO_IMAP] = "IMAP server ready",
+	[CFG_PROTO_POP3] = "POP3 server ready",
+};
 
 /* idle_timeout when a listener does not set it, by protocol. */
 static const uint32_t idle_default_ms[] = {
@@ -614,6 +621,27 @@ static int set_string(const struct keydef *k, const char *v, void *field, char *
 	return 0;
 }
 
+/* greeting, capabilities: one line of printable ASCII sent to clients,
+ * k->min..k->max characters. */
+static int set_text(const struct keydef *k, const char *v, void *field, char *why,
+                    size_t whylen)
+{
+	size_t n = strlen(v);
+
+	for (const char *c = v; *c; c++) {
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+			snprintf(why, whylen, "may only hold printable ASCII characters");
+			return -1;
+		}
+	}
+	if (n < k->min || n > k->max) {
+		snprintf(why, whylen, "must be %u..%u characters long", (unsigned)k->min,
+		         (unsigned)k->max);
+		return -1;
+	}
+	return set_string(k, v, field, why, whylen);
+}
+
 /* address: where a listener binds, "*" allowed. */
 static int set_listen(const struct keydef *k, const char *v, void *field, char *why,
                       size_t whylen)
@@ -659,7 +687,8 @@ static const struct keydef tls_keys[] = {
 	{ "key", set_string, CFG_OFF(key), 1, 0, 0, NULL },
 };
 
-enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE };
+enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE,
+       LK_GREETING, LK_CAPS, LK_TRANSPARENT, LK_MAXCMD, LK_PREAUTH, LK_FAILDELAY, LK_MAXFAIL };
 
 static const struct keydef listener_keys[] = {
 	[LK_ADDRESS] = { "address", set_listen, LST_OFF(address), 1, 0, 0, NULL },
@@ -671,6 +700,16 @@ static const struct keydef listener_keys[] = {
 	[LK_CONNECT] = { "connect_timeout", set_duration, LST_OFF(connect_timeout_ms), 0, 1, 0,
 	                 NULL },
 	[LK_IDLE] = { "idle_timeout", set_duration, LST_OFF(idle_timeout_ms), 0, 1, 0, NULL },
+	[LK_GREETING] = { "greeting", set_text, LST_OFF(greeting), 0, 1, 200, NULL },
+	[LK_CAPS] = { "capabilities", set_text, LST_OFF(capabilities), 0, 1, 1000, NULL },
+	[LK_TRANSPARENT] = { "transparent", set_word, LST_OFF(transparent), 0, 0, 0, bool_words },
+	[LK_MAXCMD] = { "max_command", set_size, LST_OFF(max_command), 0, 1024, 65536, NULL },
+	[LK_PREAUTH] = { "preauth_timeout", set_duration, LST_OFF(preauth_timeout_ms), 0, 1, 0,
+	                 NULL },
+	[LK_FAILDELAY] = { "auth_failure_delay", set_duration, LST_OFF(auth_failure_delay_ms), 0,
+	                   0, 0, NULL },
+	[LK_MAXFAIL] = { "max_auth_failures", set_count, LST_OFF(max_auth_failures), 0, 1, 100,
+	                 NULL },
 };
 
 _Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KEYS &&
@@ -755,6 +794,10 @@ static int open_listener(struct parser *p, const char *name, size_t n)
 	d->l.tls = CFG_TLS_IMPLICIT;
 	d->l.handshake_timeout_ms = 10 * 1000;
 	d->l.connect_timeout_ms = 10 * 1000;
+	d->l.max_command = 8192;
+	d->l.preauth_timeout_ms = 60 * 1000;
+	d->l.auth_failure_delay_ms = 2 * 1000;
+	d->l.max_auth_failures = 3;
 	d->s.line = p->line;
 	p->cur_listener = p->nls++;
 	return 0;
@@ -994,6 +1037,11 @@ static void check_listeners(struct parser *p)
 		check_required(p, &sectdefs[SECT_LISTENER], &d->s, i);
 		if (!d->s.seen[LK_IDLE])
 			d->l.idle_timeout_ms = idle_default_ms[d->l.protocol];
+		if (!d->s.seen[LK_GREETING] && !d->l.greeting) {
+			d->l.greeting = strdup(greeting_default[d->l.protocol]);
+			if (!d->l.greeting)
+				p->probs.oom = 1;
+		}
 	}
 }
 
@@ -1075,6 +1123,8 @@ static int move_listeners(struct parser *p)
 	for (size_t i = 0; i < p->nls; i++) {
 		c->listeners[i] = p->ls[i].l;
 		p->ls[i].l.name = NULL;
+		p->ls[i].l.greeting = NULL;
+		p->ls[i].l.capabilities = NULL;
 	}
 	c->nlisteners = p->nls;
 	return 0;
@@ -1083,8 +1133,11 @@ static int move_listeners(struct parser *p)
 /* Runs at the end of every parse: frees what the parser still owns. */
 static void parser_free(struct parser *p)
 {
-	for (size_t i = 0; i < p->nls; i++)
+	for (size_t i = 0; i < p->nls; i++) {
 		free(p->ls[i].l.name);
+		free(p->ls[i].l.greeting);
+		free(p->ls[i].l.capabilities);
+	}
 	free(p->ls);
 	problems_free(&p->probs);
 	cfg_free(p->c);
@@ -1241,8 +1294,11 @@ void cfg_free(struct cfg *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nlisteners; i++)
+	for (size_t i = 0; i < c->nlisteners; i++) {
 		free(c->listeners[i].name);
+		free(c->listeners[i].greeting);
+		free(c->listeners[i].capabilities);
+	}
 	free(c->listeners);
 	free(c->certificate);
 	free(c->key);

@@ -40,6 +40,14 @@ struct cfg_listener {
 	uint32_t handshake_timeout_ms;
 	uint32_t connect_timeout_ms;
 	uint32_t idle_timeout_ms;     /* after the relay starts */
+	/* the pre-auth dialogue */
+	char *greeting;               /* text after "* OK [...]" / "+OK " */
+	char *capabilities;           /* passed-through caps; NULL: probe */
+	int transparent;              /* relay from the first byte after TLS */
+	uint32_t max_command;         /* pre-auth command/literal, bytes */
+	uint32_t preauth_timeout_ms;
+	uint32_t auth_failure_delay_ms; /* times the failure count */
+	unsigned max_auth_failures;
 };
 
 struct cfg {

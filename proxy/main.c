@@ -13,7 +13,9 @@
 #include <uv.h>
 
 #include "cfg.h"
+#include "imap.h"
 #include "log.h"
+#include "probe.h"
 #include "tls.h"
 #include "version.h"
 #include "worker.h"
@@ -21,6 +23,7 @@
 struct daemon {
 	struct cfg *cfg;
 	tls_server *tls;
+	struct listener_rt *rt;       /* one per listener */
 	struct worker *workers;
 	unsigned nworkers;            /* initialised workers */
 	uv_loop_t loop;
@@ -61,9 +64,15 @@ static int load(struct daemon *d, const char *path)
 	}
 	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &d->cfg->listeners[i];
-		if (l->tls == CFG_TLS_STARTTLS) {
-			fprintf(stderr, "%s:%d: [listener %s] tls = starttls is not supported by "
-			        "this version of moat; use implicit\n", path, l->line, l->name);
+		if (l->tls == CFG_TLS_STARTTLS && l->protocol == CFG_PROTO_POP3) {
+			fprintf(stderr, "%s:%d: [listener %s] tls = starttls (STLS) is not supported "
+			        "for pop3 by this version of moat; use implicit\n", path, l->line,
+			        l->name);
+			bad = 1;
+		}
+		if (l->tls == CFG_TLS_STARTTLS && l->transparent) {
+			fprintf(stderr, "%s:%d: [listener %s] transparent = yes needs tls = implicit: "
+			        "moat must answer STARTTLS itself\n", path, l->line, l->name);
 			bad = 1;
 		}
 	}
@@ -88,17 +97,55 @@ static void on_signal(uv_signal_t *h, int signum)
 		uv_close((uv_handle_t *)&d->sig[i], NULL);
 }
 
+/* Prepares each listener's dialogue settings; for IMAP listeners that do
+ * not list capabilities, asks the backend which ones it offers. */
+static int prepare_listeners(struct daemon *d)
+{
+	d->rt = calloc(d->cfg->nlisteners, sizeof *d->rt);
+	if (!d->rt)
+		return -1;
+	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &d->cfg->listeners[i];
+		struct listener_rt *rt = &d->rt[i];
+		char caps[IMAP_CAPS_MAX], err[160];
+
+		rt->preauth = l->protocol == CFG_PROTO_IMAP && !l->transparent;
+		rt->imap.greeting = l->greeting;
+		rt->imap.caps_extra = rt->caps;
+		rt->imap.max_command = l->max_command;
+		rt->imap.max_auth_failures = l->max_auth_failures;
+		rt->imap.starttls = l->tls == CFG_TLS_STARTTLS;
+		if (!rt->preauth)
+			continue;
+		if (l->capabilities) {
+			snprintf(caps, sizeof caps, "%s", l->capabilities);
+		} else if (probe_imap_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps,
+		                           err, sizeof err) != 0) {
+			log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
+			        "message=\"advertising moat's own capabilities only\"",
+			        l->name, l->backend.text, err);
+			caps[0] = '\0';
+		}
+		imap_caps_filter(caps, strlen(caps), 1, rt->caps, sizeof rt->caps);
+		log_msg(LOG_LVL_INFO, "event=capabilities listener=%s passthrough=\"%s\"",
+		        l->name, rt->caps);
+	}
+	return 0;
+}
+
 /* Binds every listener for every worker; -1 on the first failure. */
 static int start_workers(struct daemon *d)
 {
 	char err[512];
 	unsigned i;
 
+	if (prepare_listeners(d) != 0)
+		return -1;
 	d->workers = calloc(d->cfg->workers, sizeof *d->workers);
 	if (!d->workers)
 		return -1;
 	for (i = 0; i < d->cfg->workers; i++) {
-		if (worker_init(&d->workers[i], i, d->cfg, d->tls, err, sizeof err) != 0) {
+		if (worker_init(&d->workers[i], i, d->cfg, d->tls, d->rt, err, sizeof err) != 0) {
 			log_msg(LOG_LVL_ERROR, "event=startup_failed error=\"%s\"", err);
 			return -1;
 		}
@@ -191,6 +238,7 @@ int main(int argc, char **argv)
 		status = run(&d);
 	}
 	free(d.workers);
+	free(d.rt);
 	tls_server_free(d.tls);
 	cfg_free(d.cfg);
 	tls_global_free();

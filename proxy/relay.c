@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include "imap_capf.h"
 #include "log.h"
 
 static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -25,6 +26,14 @@ static void backend_end(struct sess *s, ssize_t err)
 	sess_finish(s, err == UV_EOF ? "backend closed" : uv_strerror((int)err));
 }
 
+/* The capability filter hands over filtered bytes: encrypt them. */
+static int capf_emit(void *ctx, const uint8_t *p, size_t n)
+{
+	struct sess *s = ctx;
+
+	return tls_write(s->tls, p, n);
+}
+
 /* Plaintext from the backend: encrypt it toward the client. */
 static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -40,7 +49,10 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	s->active_ms = uv_now(&s->w->loop);
 	s->bytes_out += (uint64_t)nread;
-	rc = tls_write(s->tls, (const uint8_t *)buf->base, (size_t)nread);
+	if (s->capf)
+		rc = imap_capf_feed(s->capf, (const uint8_t *)buf->base, (size_t)nread, capf_emit, s);
+	else
+		rc = tls_write(s->tls, (const uint8_t *)buf->base, (size_t)nread);
 	sess_tls_flush(s);
 	if (s->closing)
 		return;
@@ -131,6 +143,10 @@ void relay_backend_drained(struct outq *q, int status)
 
 	if (s->closing)
 		return;
+	if (status < 0 && s->state == SESS_LOGIN) {
+		preauth_backend_failed(s, status, "backend write failed");
+		return;
+	}
 	if (status < 0) {
 		sess_close(s, "backend write failed");
 		return;

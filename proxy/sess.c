@@ -6,20 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imap_capf.h"
 #include "log.h"
 
 /* After sess_finish, the last bytes get this long to reach the client. */
 #define LINGER_MS 5000
 
 static const char *const state_names[] = {
-	"accepted", "handshake", "connect", "relay", "closing",
+	"accepted", "handshake", "preauth", "login", "auth_delay", "connect", "relay", "closing",
 };
 
 static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_client_drained(struct outq *q, int status);
+static int tls_send(void *ctx, const uint8_t *buf, size_t len);
 
 /* Formats the client's address as "ip:port" or "[ip]:port". */
-static const char *peer_text(const struct sess *s, char *buf, size_t size)
+const char *sess_peer(const struct sess *s, char *buf, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&s->peer;
@@ -40,7 +42,10 @@ static uint64_t state_timeout(const struct sess *s, enum sess_state st)
 	switch (st) {
 	case SESS_ACCEPTED:
 	case SESS_HANDSHAKE: return s->l->handshake_timeout_ms;
+	case SESS_PREAUTH:   return s->l->preauth_timeout_ms;
+	case SESS_LOGIN:
 	case SESS_CONNECT:   return s->l->connect_timeout_ms;
+	case SESS_AUTH_DELAY: return s->l->auth_failure_delay_ms;
 	case SESS_RELAY:     return s->l->idle_timeout_ms;
 	case SESS_CLOSING:   return LINGER_MS;
 	}
@@ -64,6 +69,11 @@ static void on_timer(uv_timer_t *t)
 	case SESS_CONNECT:
 		backend_fail(s, UV_ETIMEDOUT);
 		break;
+	case SESS_PREAUTH:
+	case SESS_LOGIN:
+	case SESS_AUTH_DELAY:
+		preauth_timer(s);
+		break;
 	case SESS_RELAY: {
 		uint64_t due = s->active_ms + s->l->idle_timeout_ms;
 		if (due > now) {
@@ -84,7 +94,7 @@ void sess_enter(struct sess *s, enum sess_state st)
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		char p[64];
 		log_msg(LOG_LVL_DEBUG, "event=state listener=%s client=%s from=%s to=%s",
-		        s->l->name, peer_text(s, p, sizeof p),
+		        s->l->name, sess_peer(s, p, sizeof p),
 		        state_names[s->state], state_names[st]);
 	}
 	s->state = st;
@@ -92,13 +102,23 @@ void sess_enter(struct sess *s, enum sess_state st)
 	uv_timer_start(&s->timer, on_timer, state_timeout(s, st), 0);
 }
 
-/* Every handle's close callback lands here; the last one frees. */
-static void on_handle_closed(uv_handle_t *h)
+void sess_arm(struct sess *s, uint64_t ms)
+{
+	uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+void sess_handle_closed(uv_handle_t *h)
 {
 	struct sess *s = h->data;
 
 	if (--s->handles > 0)
 		return;
+	preauth_end(s);
+	free(s->user);
+	if (s->capf) {
+		imap_capf_free(s->capf);
+		free(s->capf);
+	}
 	tls_conn_free(s->tls);
 	outq_free(&s->to_client);
 	outq_free(&s->to_backend);
@@ -109,13 +129,14 @@ static void on_handle_closed(uv_handle_t *h)
 /* Logs the session's end: who, how it was protected, how much, how long. */
 static void log_end(struct sess *s, const char *reason)
 {
-	char p[64], r[160];
-	int hs_done = s->state > SESS_HANDSHAKE;
+	char p[64], r[160], u[160];
+	int hs_done = s->tls_up;
 
 	log_msg(LOG_LVL_INFO,
-	        "event=session_end listener=%s client=%s tls=%s cipher=%s "
+	        "event=session_end listener=%s client=%s user=%s tls=%s cipher=%s "
 	        "bytes_in=%llu bytes_out=%llu duration_ms=%llu reason=%s",
-	        s->l->name, peer_text(s, p, sizeof p),
+	        s->l->name, sess_peer(s, p, sizeof p),
+	        s->user ? log_quote(u, sizeof u, s->user) : "-",
 	        hs_done ? tls_version(s->tls) : "-", hs_done ? tls_cipher(s->tls) : "-",
 	        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	        (unsigned long long)(uv_now(&s->w->loop) - s->start_ms),
@@ -143,10 +164,10 @@ void sess_close(struct sess *s, const char *reason)
 	w->nsessions--;
 
 	uv_timer_stop(&s->timer);
-	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-	uv_close((uv_handle_t *)&s->client, on_handle_closed);
-	if (s->backend_open)
-		uv_close((uv_handle_t *)&s->backend, on_handle_closed);
+	uv_close((uv_handle_t *)&s->timer, sess_handle_closed);
+	uv_close((uv_handle_t *)&s->client, sess_handle_closed);
+	if (s->backend_open && !s->backend_closing)
+		uv_close((uv_handle_t *)&s->backend, sess_handle_closed);
 }
 
 void sess_finish(struct sess *s, const char *reason)
@@ -171,12 +192,53 @@ struct sess *sess_next(const struct sess *s)
 
 void sess_shutdown(struct sess *s)
 {
-	if (s->state <= SESS_CONNECT) {
+	static const char bye[] = "* BYE Server shutting down\r\n";
+
+	switch (s->state) {
+	case SESS_PREAUTH:
+	case SESS_AUTH_DELAY:
+		sess_send(s, bye, sizeof bye - 1);
+		break;
+	case SESS_RELAY:
+	case SESS_CLOSING:
+		break;
+	default:
 		sess_close(s, "moat shutting down");
 		return;
 	}
-	tls_close_notify(s->tls);
+	if (s->tls_on)
+		tls_close_notify(s->tls);
 	sess_finish(s, "moat shutting down");
+}
+
+void sess_send(struct sess *s, const void *p, size_t n)
+{
+	int rc;
+
+	if (s->closing)
+		return;
+	if (!s->tls_on) {
+		rc = outq_write(&s->to_client, p, n);
+		if (rc < 0)
+			sess_close(s, uv_strerror(rc));
+		return;
+	}
+	if (tls_write(s->tls, p, n) != 0) {
+		sess_close(s, "TLS write failed");
+		return;
+	}
+	sess_tls_flush(s);
+}
+
+void sess_start_tls(struct sess *s)
+{
+	s->tls = tls_conn_new(s->w->tls, tls_send, s);
+	if (!s->tls) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	s->tls_on = 1;
+	sess_enter(s, SESS_HANDSHAKE);
 }
 
 /* mbedTLS hands over a TLS record: stage it in the worker's buffer so a
@@ -267,18 +329,39 @@ static void handshake_step(struct sess *s)
 		return;
 	if (rc < 0) {
 		log_msg(LOG_LVL_INFO, "event=handshake_failed listener=%s client=%s error=%s",
-		        s->l->name, peer_text(s, p, sizeof p),
+		        s->l->name, sess_peer(s, p, sizeof p),
 		        log_quote(e, sizeof e, tls_strerror(rc, e, sizeof e)));
 		sess_close(s, "TLS handshake failed");
 		return;
 	}
+	s->tls_up = 1;
 	log_msg(LOG_LVL_DEBUG, "event=handshake_ok listener=%s client=%s tls=%s cipher=%s",
-	        s->l->name, peer_text(s, p, sizeof p), tls_version(s->tls), tls_cipher(s->tls));
-	/* Until the backend answers, the client waits (it expects a greeting). */
-	uv_read_stop((uv_stream_t *)&s->client);
-	s->client_paused = 1;
-	sess_enter(s, SESS_CONNECT);
-	backend_connect(s);
+	        s->l->name, sess_peer(s, p, sizeof p), tls_version(s->tls), tls_cipher(s->tls));
+	if (s->pa) {
+		/* STARTTLS done: the dialogue starts afresh inside TLS */
+		preauth_tls_started(s);
+		preauth_client_input(s);
+	} else if (s->wl->rt->preauth) {
+		if (preauth_begin(s) != 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		preauth_greet(s);
+		preauth_client_input(s);
+	} else {
+		/* transparent: the backend greets; the client waits for it */
+		if (s->l->protocol == CFG_PROTO_IMAP) {
+			s->capf = calloc(1, sizeof *s->capf);
+			if (!s->capf) {
+				sess_close(s, "out of memory");
+				return;
+			}
+		}
+		uv_read_stop((uv_stream_t *)&s->client);
+		s->client_paused = 1;
+		sess_enter(s, SESS_CONNECT);
+		backend_connect(s);
+	}
 }
 
 /* Feeds ciphertext to whatever the state needs, then keeps the rest. */
@@ -287,6 +370,9 @@ static void client_input(struct sess *s)
 	switch (s->state) {
 	case SESS_HANDSHAKE:
 		handshake_step(s);
+		break;
+	case SESS_PREAUTH:
+		preauth_client_input(s);
 		break;
 	case SESS_RELAY:
 		relay_client_input(s);
@@ -305,8 +391,10 @@ void sess_client_resume(struct sess *s)
 	if (s->closing || s->client_eof)
 		return;
 	s->client_paused = 0;
-	tls_conn_input(s->tls, s->stash, s->stash_len);
-	client_input(s);
+	if (s->tls_on) {
+		tls_conn_input(s->tls, s->stash, s->stash_len);
+		client_input(s);
+	}
 	if (s->closing || s->client_paused || s->client_eof)
 		return;
 	uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);
@@ -332,6 +420,12 @@ static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	s->active_ms = uv_now(&s->w->loop);
+	if (!s->tls_on) {
+		/* a STARTTLS listener before TLS: moat's dialogue, in clear */
+		s->bytes_in += (uint64_t)nread;
+		preauth_input(s, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
 	tls_conn_input(s->tls, (const uint8_t *)buf->base, (size_t)nread);
 	client_input(s);
 }
@@ -349,6 +443,10 @@ static void on_client_drained(struct outq *q, int status)
 	}
 	if (s->state == SESS_CLOSING) {
 		sess_close(s, s->reason);
+		return;
+	}
+	if (s->state == SESS_PREAUTH && s->client_paused) {
+		preauth_resume(s);
 		return;
 	}
 	if (s->backend_paused && !s->backend_eof) {
@@ -369,6 +467,7 @@ void sess_accept(struct worker_listener *wl)
 		return;
 	}
 	s->w = w;
+	s->wl = wl;
 	s->l = wl->cfg;
 	uv_tcp_init(&w->loop, &s->client);
 	s->client.data = s;
@@ -377,7 +476,7 @@ void sess_accept(struct worker_listener *wl)
 	if (rc < 0) {
 		log_msg(LOG_LVL_WARN, "event=accept_failed listener=%s error=\"%s\"",
 		        wl->cfg->name, uv_strerror(rc));
-		uv_close((uv_handle_t *)&s->client, on_handle_closed);
+		uv_close((uv_handle_t *)&s->client, sess_handle_closed);
 		return;
 	}
 	uv_timer_init(&w->loop, &s->timer);
@@ -393,11 +492,22 @@ void sess_accept(struct worker_listener *wl)
 		w->sessions->prev = s;
 	w->sessions = s;
 	w->nsessions++;
-	s->tls = tls_conn_new(w->tls, tls_send, s);
-	if (!s->tls) {
-		sess_close(s, "out of memory");
-		return;
+	if (s->l->tls == CFG_TLS_STARTTLS) {
+		/* in clear until STARTTLS: moat greets and holds the dialogue */
+		if (preauth_begin(s) != 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		preauth_greet(s);
+	} else {
+		s->tls = tls_conn_new(w->tls, tls_send, s);
+		if (!s->tls) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		s->tls_on = 1;
+		sess_enter(s, SESS_HANDSHAKE);
 	}
-	sess_enter(s, SESS_HANDSHAKE);
-	uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);
+	if (!s->closing)
+		uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);
 }

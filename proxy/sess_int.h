@@ -17,22 +17,31 @@
 
 enum sess_state {
 	SESS_ACCEPTED = 0,            /* TCP connection accepted */
-	SESS_HANDSHAKE,               /* TLS handshake with the client */
-	SESS_CONNECT,                 /* connecting to the backend */
+	SESS_HANDSHAKE,               /* TLS handshake (implicit or STARTTLS) */
+	SESS_PREAUTH,                 /* moat's own dialogue before login */
+	SESS_LOGIN,                   /* connecting and logging in to the backend */
+	SESS_AUTH_DELAY,              /* a failed login's answer is held back */
+	SESS_CONNECT,                 /* transparent: connecting to the backend */
 	SESS_RELAY,                   /* piping bytes both ways */
 	SESS_CLOSING,                 /* flushing the last bytes, then close */
 };
 
+struct preauth;                   /* preauth.c: exists only before login */
+
 struct sess {
 	struct sess *prev, *next;     /* worker's session list */
 	struct worker *w;
+	struct worker_listener *wl;
 	const struct cfg_listener *l;
 	uv_tcp_t client;
 	uv_tcp_t backend;
 	uv_timer_t timer;
 	struct outq to_client;        /* TLS records */
 	struct outq to_backend;       /* plaintext */
-	tls_conn *tls;
+	tls_conn *tls;                /* NULL while a STARTTLS listener is in clear */
+	struct preauth *pa;
+	struct imap_capf *capf;       /* transparent IMAP: capability filter */
+	char *user;                   /* after login, for the session_end line */
 	uint8_t *stash;               /* client ciphertext not consumed yet */
 	size_t stash_len;
 	uint64_t start_ms, active_ms; /* loop time at accept, at last byte */
@@ -43,6 +52,11 @@ struct sess {
 	uint8_t handles;              /* open libuv handles */
 	unsigned closing : 1;         /* sess_close ran */
 	unsigned backend_open : 1;    /* s->backend initialised */
+	unsigned backend_closing : 1; /* uv_close(backend) not completed yet */
+	unsigned connect_waiting : 1; /* connect once the old backend is closed */
+	uint8_t connect_gen;          /* tells a stale connect callback apart */
+	unsigned tls_on : 1;          /* client bytes pass through tls */
+	unsigned tls_up : 1;          /* the handshake completed */
 	unsigned client_paused : 1;   /* reads stopped: backend queue full */
 	unsigned backend_paused : 1;  /* reads stopped: client queue full */
 	unsigned client_eof : 1;      /* client finished sending */
@@ -57,10 +71,28 @@ void sess_finish(struct sess *s, const char *reason);
 void sess_tls_flush(struct sess *s);
 void sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void sess_client_resume(struct sess *s);
+void sess_send(struct sess *s, const void *p, size_t n);
+void sess_start_tls(struct sess *s);
+void sess_arm(struct sess *s, uint64_t ms);
+void sess_handle_closed(uv_handle_t *h);
+const char *sess_peer(const struct sess *s, char *buf, size_t size);
+
+/* preauth.c */
+int preauth_begin(struct sess *s);
+void preauth_end(struct sess *s);
+void preauth_greet(struct sess *s);
+void preauth_tls_started(struct sess *s);
+void preauth_input(struct sess *s, const uint8_t *p, size_t n);
+void preauth_client_input(struct sess *s);
+void preauth_connected(struct sess *s);
+void preauth_backend_failed(struct sess *s, int err, const char *why);
+void preauth_timer(struct sess *s);
+void preauth_resume(struct sess *s);
 
 /* backend.c */
 void backend_connect(struct sess *s);
 void backend_fail(struct sess *s, int err);
+void backend_close(struct sess *s);
 
 /* relay.c */
 void relay_start(struct sess *s);

@@ -70,7 +70,8 @@ static void on_wake(uv_async_t *a)
 }
 
 int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
-                const tls_server *tls, char *err, size_t errlen)
+                const tls_server *tls, const struct listener_rt *rt, char *err,
+                size_t errlen)
 {
 	size_t i;
 	int rc;
@@ -104,6 +105,7 @@ int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
 			goto fail_loop;
 		}
 		wl->cfg = l;
+		wl->rt = &rt[i];
 		wl->w = w;
 		wl->fd = fd;
 		uv_tcp_init(&w->loop, &wl->handle);

@@ -19,14 +19,24 @@
 #include <uv.h>
 
 #include "cfg.h"
+#include "imap.h"
 #include "tls.h"
 
 struct sess;
 struct worker;
 
+/* What main prepares per listener before the workers start (capabilities
+ * probed from the backend, dialogue settings); read-only afterwards. */
+struct listener_rt {
+	int preauth;                  /* moat holds the pre-auth dialogue */
+	struct imap_dlg_cfg imap;
+	char caps[IMAP_CAPS_MAX];     /* backend capabilities passed through */
+};
+
 struct worker_listener {
 	uv_tcp_t handle;
 	const struct cfg_listener *cfg;
+	const struct listener_rt *rt;
 	struct worker *w;
 	int fd;
 };
@@ -55,7 +65,8 @@ struct worker {
 /* Opens the listening sockets (SO_REUSEPORT) and the loop for worker id.
  * Returns 0, or -1 with a message in err. */
 int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
-                const tls_server *tls, char *err, size_t errlen)
+                const tls_server *tls, const struct listener_rt *rt, char *err,
+                size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Starts the worker's thread. */

@@ -1,0 +1,22 @@
+/*
+ * probe: asks an IMAP backend for its capabilities at startup, so that
+ * moat can advertise before login what the backend will offer after it
+ * (IDLE, CONDSTORE, ...). Blocking, with a timeout; runs in the main
+ * thread before the workers start.
+ */
+#ifndef MOAT_PROBE_H
+#define MOAT_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+/* Connects, reads the greeting, sends CAPABILITY and LOGOUT. On success
+ * returns 0 with the space-separated list (unfiltered) in caps; else -1
+ * with a reason in err. */
+int probe_imap_caps(const struct cfg_addr *backend, uint32_t timeout_ms, char *caps,
+                    size_t capslen, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif /* MOAT_PROBE_H */
