@@ -5,7 +5,6 @@
 #include <string.h>
 
 #define LIST_DEPTH_MAX 8
-#define LITERAL_DIGITS_MAX 10         /* 4294967295 */
 
 enum state {
 	S_TAG = 0,
@@ -224,8 +223,11 @@ static enum step literal_digit(struct imap_parser *p, uint8_t c)
 		if (p->lit_len > (UINT32_MAX - (uint64_t)(c - '0')) / 10)
 			return bad(p, "Literal too large");
 		p->lit_len = p->lit_len * 10 + (uint64_t)(c - '0');
+		p->lit_digits = 1;
 		return STEP_GO;
 	}
+	if (!p->lit_digits)
+		return bad(p, "Invalid literal");
 	if (c == '+') {
 		p->lit_plus = 1;
 		p->state = S_LIT_CLOSE;
@@ -256,6 +258,7 @@ static enum step list_byte(struct imap_parser *p, uint8_t c)
 		return STEP_GO;
 	case '{':
 		p->lit_len = 0;
+		p->lit_digits = 0;
 		p->lit_plus = 0;
 		p->lit_in_list = 1;
 		p->state = S_LIT_NUM;
@@ -284,6 +287,7 @@ static enum step arg_start(struct imap_parser *p, uint8_t c)
 		if (p->nargs >= IMAP_ARGS_MAX)
 			return bad(p, "Too many arguments");
 		p->lit_len = 0;
+		p->lit_digits = 0;
 		p->lit_plus = 0;
 		p->lit_in_list = 0;
 		p->state = S_LIT_NUM;

@@ -22,9 +22,10 @@
  *
  * Limits: tag 32 characters of ASTRING-CHAR except '+', command name 20,
  * at most 3 arguments (a parenthesized list counts as one and its content
- * is checked but not kept), every stored byte of a command (arguments and
- * literal data) within max_cmd, each literal within max_literal, literal
- * digits checked for overflow before multiplying. NUL is refused, a bare
+ * is checked but not kept), the whole command (tag, name, spaces, literal
+ * headers and data, line end) within max_cmd, each literal within
+ * max_literal, literal digits checked for overflow before multiplying
+ * ("{}" and "{+}" are malformed). NUL is refused, a bare
  * CR is refused, a bare LF is accepted as a line end.
  *
  * Quoted strings are unescaped (only \" and \\ are valid escapes);
@@ -85,6 +86,7 @@ struct imap_parser {
 	unsigned skip_lit;            /* "{n+}" detector while skipping */
 	unsigned taglen, namelen;
 	unsigned lit_plus : 1;
+	unsigned lit_digits : 1;      /* the literal header has a digit */
 	unsigned lit_in_list : 1;
 	unsigned line_mode : 1;       /* next input is one raw line */
 };

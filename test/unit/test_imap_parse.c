@@ -319,6 +319,11 @@ static const struct row rows[] = {
 	    BAD("a1", "Command too long"), CMD0("b1", "NOOP")),
 	ROW("literal {4294967296}", "a1 LOGIN {4294967296}\r\nb1 NOOP\r\n", D_CMD, D_LIT,
 	    BAD("a1", "Literal too large"), CMD0("b1", "NOOP")),
+	ROW("literal without digits {}", "a1 LOGIN {}\r\nb1 NOOP\r\n", D_CMD, D_LIT,
+	    BAD("a1", "Invalid literal"), CMD0("b1", "NOOP")),
+	/* no length, so no literal data can follow: an ordinary bad line */
+	ROW("literal without digits {+}", "a1 LOGIN {+}\r\nb1 NOOP\r\n", D_CMD, D_LIT,
+	    BAD("a1", "Invalid literal"), CMD0("b1", "NOOP")),
 	ROW("literal {4294967295}", "a1 LOGIN {4294967295}\r\nb1 NOOP\r\n", D_CMD, D_LIT,
 	    BAD("a1", "Literal too large"), CMD0("b1", "NOOP")),
 	ROW("literal with 20 digits", "a1 LOGIN {18446744073709551617}\r\nb1 NOOP\r\n",
