@@ -24,7 +24,7 @@ enum dlg_state {
 /* Decoded SASL responses: PLAIN is three fields of at most 255 bytes. */
 #define SASL_MSG_MAX (3 * SASL_FIELD_MAX + 2)
 
-typedef enum imap_act (*cmd_fn)(struct imap_dlg *d);
+typedef enum dlg_act (*cmd_fn)(struct imap_dlg *d);
 
 struct command {
 	const char *name;
@@ -71,7 +71,7 @@ static void put_caps(struct imap_dlg *d)
 		put(d, " %s", d->cfg->caps_extra);
 }
 
-int imap_dlg_init(struct imap_dlg *d, const struct imap_dlg_cfg *cfg, int tls_active)
+int imap_dlg_init(struct imap_dlg *d, const struct dlg_cfg *cfg, int tls_active)
 {
 	memset(d, 0, sizeof *d);
 	d->cfg = cfg;
@@ -108,7 +108,7 @@ void imap_dlg_tls_started(struct imap_dlg *d)
 /* Copies a parsed argument into a credential field; -1 if too long. */
 static int take(char *dst, size_t *dlen, const struct imap_arg *a)
 {
-	if (a->len > IMAP_CRED_MAX)
+	if (a->len > DLG_CRED_MAX)
 		return -1;
 	memcpy(dst, a->data, a->len);
 	dst[a->len] = '\0';
@@ -124,71 +124,71 @@ static int is_string(const struct imap_arg *a)
 }
 
 /* LOGIN and AUTHENTICATE on a connection still in clear. */
-static enum imap_act privacy_required(struct imap_dlg *d)
+static enum dlg_act privacy_required(struct imap_dlg *d)
 {
 	reply(d, "NO [PRIVACYREQUIRED] Use STARTTLS before logging in");
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
 /* Credentials complete: hand them to the session. */
-static enum imap_act start_login(struct imap_dlg *d, const char *mech)
+static enum dlg_act start_login(struct imap_dlg *d, const char *mech)
 {
 	d->cred.mech = mech;
 	d->state = D_LOGIN;
 	imap_wipe(&d->p);
-	return IMAP_ACT_LOGIN;
+	return DLG_LOGIN;
 }
 
-static enum imap_act cmd_capability(struct imap_dlg *d)
+static enum dlg_act cmd_capability(struct imap_dlg *d)
 {
 	put(d, "* CAPABILITY ");
 	put_caps(d);
 	put(d, "\r\n");
 	reply(d, "OK CAPABILITY completed");
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
-static enum imap_act cmd_noop(struct imap_dlg *d)
+static enum dlg_act cmd_noop(struct imap_dlg *d)
 {
 	reply(d, "OK NOOP completed");
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
-static enum imap_act cmd_logout(struct imap_dlg *d)
+static enum dlg_act cmd_logout(struct imap_dlg *d)
 {
 	put(d, "* BYE Logging out\r\n");
 	reply(d, "OK LOGOUT completed");
 	d->state = D_CLOSED;
-	return IMAP_ACT_CLOSE;
+	return DLG_CLOSE;
 }
 
 /* RFC 2971: moat tells nothing about itself; the client's list is
  * accepted and ignored. */
-static enum imap_act cmd_id(struct imap_dlg *d)
+static enum dlg_act cmd_id(struct imap_dlg *d)
 {
 	const struct imap_arg *a = &d->p.args[0];
 
 	if (a->type != IMAP_ARG_LIST &&
 	    !(a->type == IMAP_ARG_ATOM && strcasecmp(a->data, "NIL") == 0)) {
 		reply(d, "BAD ID takes a parenthesized list or NIL");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	put(d, "* ID NIL\r\n");
 	reply(d, "OK ID completed");
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
-static enum imap_act cmd_starttls(struct imap_dlg *d)
+static enum dlg_act cmd_starttls(struct imap_dlg *d)
 {
 	if (d->tls || !d->cfg->starttls) {
 		reply(d, "BAD STARTTLS not available: TLS is already active");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	reply(d, "OK Begin TLS negotiation now");
-	return IMAP_ACT_STARTTLS;
+	return DLG_STARTTLS;
 }
 
-static enum imap_act cmd_login(struct imap_dlg *d)
+static enum dlg_act cmd_login(struct imap_dlg *d)
 {
 	const struct imap_arg *u = &d->p.args[0], *pw = &d->p.args[1];
 
@@ -196,7 +196,7 @@ static enum imap_act cmd_login(struct imap_dlg *d)
 		return privacy_required(d);
 	if (!is_string(u) || !is_string(pw) || u->len == 0) {
 		reply(d, "BAD LOGIN takes a user name and a password");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	imap_dlg_wipe_cred(d);
 	if (take(d->cred.user, &d->cred.user_len, u) < 0 ||
@@ -204,20 +204,20 @@ static enum imap_act cmd_login(struct imap_dlg *d)
 		imap_dlg_wipe_cred(d);
 		imap_wipe(&d->p);
 		reply(d, "BAD User name or password too long");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	snprintf(d->tag, sizeof d->tag, "%s", d->p.tag);
 	return start_login(d, "LOGIN");
 }
 
 /* Decodes and checks a PLAIN response; on success starts the login. */
-static enum imap_act plain_response(struct imap_dlg *d, const char *b64, size_t len)
+static enum dlg_act plain_response(struct imap_dlg *d, const char *b64, size_t len)
 {
 	uint8_t msg[SASL_MSG_MAX + 1];
 	struct sasl_plain pl;
 	const char *why;
 	ssize_t n = sasl_b64_decode(b64, len, msg, sizeof msg - 1);
-	enum imap_act act;
+	enum dlg_act act;
 
 	imap_dlg_wipe_cred(d);
 	if (n < 0 || sasl_plain_parse(msg, (size_t)n, &pl, &why) < 0) {
@@ -225,7 +225,7 @@ static enum imap_act plain_response(struct imap_dlg *d, const char *b64, size_t 
 		imap_wipe(&d->p);
 		d->state = D_COMMAND;
 		put(d, "%s BAD Invalid PLAIN response\r\n", d->tag);
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	memcpy(d->cred.authzid, pl.authzid, pl.authzid_len);
 	d->cred.authzid_len = pl.authzid_len;
@@ -241,7 +241,7 @@ static enum imap_act plain_response(struct imap_dlg *d, const char *b64, size_t 
 /* Decodes one AUTHENTICATE LOGIN field (user name or password). */
 static int login_field(const char *b64, size_t len, char *dst, size_t *dlen)
 {
-	uint8_t v[IMAP_CRED_MAX + 1];
+	uint8_t v[DLG_CRED_MAX + 1];
 	ssize_t n = sasl_b64_decode(b64, len, v, sizeof v - 1);
 
 	if (n <= 0 || memchr(v, 0, (size_t)n)) {
@@ -255,7 +255,7 @@ static int login_field(const char *b64, size_t len, char *dst, size_t *dlen)
 	return 0;
 }
 
-static enum imap_act cmd_authenticate(struct imap_dlg *d)
+static enum dlg_act cmd_authenticate(struct imap_dlg *d)
 {
 	const struct imap_arg *mech = &d->p.args[0];
 	const struct imap_arg *ir = d->p.nargs > 1 ? &d->p.args[1] : NULL;
@@ -264,7 +264,7 @@ static enum imap_act cmd_authenticate(struct imap_dlg *d)
 		return privacy_required(d);
 	if (mech->type != IMAP_ARG_ATOM || (ir && ir->type != IMAP_ARG_ATOM)) {
 		reply(d, "BAD AUTHENTICATE takes a mechanism and an optional initial response");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	snprintf(d->tag, sizeof d->tag, "%s", d->p.tag);
 	if (strcasecmp(mech->data, "PLAIN") == 0) {
@@ -273,7 +273,7 @@ static enum imap_act cmd_authenticate(struct imap_dlg *d)
 		d->state = D_AUTH_PLAIN;
 		imap_expect_line(&d->p);
 		put(d, "+ \r\n");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	if (strcasecmp(mech->data, "LOGIN") == 0) {
 		imap_dlg_wipe_cred(d);
@@ -282,20 +282,20 @@ static enum imap_act cmd_authenticate(struct imap_dlg *d)
 			put(d, "+ " PROMPT_PASS "\r\n");
 		} else if (ir) {
 			reply(d, "BAD Invalid initial response");
-			return IMAP_ACT_REPLY;
+			return DLG_REPLY;
 		} else {
 			d->state = D_AUTH_USER;
 			put(d, "+ " PROMPT_USER "\r\n");
 		}
 		imap_expect_line(&d->p);
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	reply(d, "NO Unsupported authentication mechanism");
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
 /* A SASL response line during AUTHENTICATE. */
-static enum imap_act sasl_line(struct imap_dlg *d)
+static enum dlg_act sasl_line(struct imap_dlg *d)
 {
 	const struct imap_arg *a = &d->p.args[0];
 	enum dlg_state st = d->state;
@@ -304,7 +304,7 @@ static enum imap_act sasl_line(struct imap_dlg *d)
 	if (a->len == 1 && a->data[0] == '*') {
 		imap_dlg_wipe_cred(d);
 		put(d, "%s BAD Authentication cancelled\r\n", d->tag);
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	if (st == D_AUTH_PLAIN)
 		return plain_response(d, a->data, a->len);
@@ -314,7 +314,7 @@ static enum imap_act sasl_line(struct imap_dlg *d)
 		d->state = D_AUTH_PASS;
 		imap_expect_line(&d->p);
 		put(d, "+ " PROMPT_PASS "\r\n");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	if (st == D_AUTH_PASS &&
 	    login_field(a->data, a->len, d->cred.pass, &d->cred.pass_len) == 0)
@@ -322,7 +322,7 @@ static enum imap_act sasl_line(struct imap_dlg *d)
 	imap_dlg_wipe_cred(d);
 	imap_wipe(&d->p);
 	put(d, "%s BAD Invalid response\r\n", d->tag);
-	return IMAP_ACT_REPLY;
+	return DLG_REPLY;
 }
 
 static const struct command commands[] = {
@@ -345,17 +345,17 @@ static const char *const later[] = {
 };
 
 /* Counts a malformed command; at the limit the session ends. */
-static enum imap_act count_bad(struct imap_dlg *d)
+static enum dlg_act count_bad(struct imap_dlg *d)
 {
 	if (++d->bad < IMAP_MAX_BAD)
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	put(d, "* BYE Too many invalid commands\r\n");
 	d->state = D_CLOSED;
-	return IMAP_ACT_CLOSE;
+	return DLG_CLOSE;
 }
 
 /* A complete command from the parser: find it and run it. */
-static enum imap_act dispatch(struct imap_dlg *d)
+static enum dlg_act dispatch(struct imap_dlg *d)
 {
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
 		const struct command *c = &commands[i];
@@ -372,25 +372,25 @@ static enum imap_act dispatch(struct imap_dlg *d)
 	for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
 		if (strcmp(d->p.name, later[i]) == 0) {
 			reply(d, "BAD %s is not allowed before login", later[i]);
-			return IMAP_ACT_REPLY;
+			return DLG_REPLY;
 		}
 	}
 	reply(d, "BAD Unknown command");
 	return count_bad(d);
 }
 
-enum imap_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len, size_t *used)
+enum dlg_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len, size_t *used)
 {
 	d->out_len = 0;
 	*used = 0;
 	if (d->state == D_LOGIN || d->state == D_CLOSED)
-		return IMAP_ACT_NONE;
+		return DLG_NONE;
 	switch (imap_feed(&d->p, buf, len, used)) {
 	case IMAP_NEED_MORE:
-		return IMAP_ACT_NONE;
+		return DLG_NONE;
 	case IMAP_SEND_CONTINUATION:
 		put(d, "+ Ready for literal data\r\n");
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	case IMAP_COMMAND:
 		if (d->state != D_COMMAND)
 			return sasl_line(d);
@@ -409,7 +409,7 @@ enum imap_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len, 
 	default:
 		put(d, "* BYE %s\r\n", d->p.error ? d->p.error : "Protocol error");
 		d->state = D_CLOSED;
-		return IMAP_ACT_CLOSE;
+		return DLG_CLOSE;
 	}
 }
 
@@ -419,7 +419,7 @@ static void put_ok_text(struct imap_dlg *d, const char *text)
 {
 	static const char code[] = "[CAPABILITY ";
 	const char *end;
-	char caps[IMAP_CAPS_MAX];
+	char caps[DLG_CAPS_MAX];
 
 	if (strncasecmp(text, code, sizeof code - 1) != 0 || !(end = strchr(text, ']'))) {
 		put(d, "%s", text);
@@ -430,34 +430,34 @@ static void put_ok_text(struct imap_dlg *d, const char *text)
 	put(d, "[CAPABILITY %s]%s", caps, end + 1);
 }
 
-enum imap_act imap_dlg_login_done(struct imap_dlg *d, enum imap_login_result r,
+enum dlg_act imap_dlg_login_done(struct imap_dlg *d, enum dlg_login r,
                                   const char *backend_text)
 {
 	d->out_len = 0;
 	imap_dlg_wipe_cred(d);
-	if (r == IMAP_LOGIN_OK) {
+	if (r == DLG_LOGIN_OK) {
 		put(d, "%s OK ", d->tag);
 		put_ok_text(d, backend_text && *backend_text ? backend_text : "Logged in");
 		put(d, "\r\n");
 		d->state = D_CLOSED;
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 	d->state = D_COMMAND;
 	switch (r) {
-	case IMAP_LOGIN_FAILED:
+	case DLG_LOGIN_FAILED:
 		put(d, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", d->tag);
 		if (++d->failures >= d->cfg->max_auth_failures) {
 			put(d, "* BYE Too many authentication failures\r\n");
 			d->state = D_CLOSED;
-			return IMAP_ACT_CLOSE;
+			return DLG_CLOSE;
 		}
-		return IMAP_ACT_REPLY;
-	case IMAP_LOGIN_REFUSED:
+		return DLG_REPLY;
+	case DLG_LOGIN_REFUSED:
 		put(d, "%s NO [UNAVAILABLE] Too many failed logins, try again later\r\n", d->tag);
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	default:
 		put(d, "%s NO [UNAVAILABLE] Mail server unavailable, try again later\r\n", d->tag);
-		return IMAP_ACT_REPLY;
+		return DLG_REPLY;
 	}
 }
 

@@ -2,17 +2,7 @@
  * imap: the IMAP dialogue moat holds with a client before login.
  *
  * Pure: no I/O. The session feeds plaintext from the client and carries
- * out the action each call returns:
- *
- *   IMAP_ACT_NONE      all input used; wait for more
- *   IMAP_ACT_REPLY     send out[0..out_len), then feed on from buf + used
- *   IMAP_ACT_STARTTLS  send out (in clear), discard every byte after the
- *                      command (nothing received in clear survives), run
- *                      the TLS handshake, then call imap_dlg_tls_started()
- *   IMAP_ACT_LOGIN     cred holds the client's credentials: log in to the
- *                      backend; bytes after the command wait in the
- *                      session until imap_dlg_login_done()
- *   IMAP_ACT_CLOSE     send out, then close the connection
+ * out the action each call returns (dlg.h).
  *
  * Answered here: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN and
  * AUTHENTICATE PLAIN / LOGIN (with SASL-IR and "+" continuations, "*"
@@ -29,66 +19,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlg.h"
 #include "imap_parse.h"
 
-#define IMAP_CRED_MAX    1024       /* user name, password, authzid */
 #define IMAP_MAX_BAD     10         /* malformed commands before BYE */
-#define IMAP_CAPS_MAX    1024
-
-enum imap_act {
-	IMAP_ACT_NONE = 0,
-	IMAP_ACT_REPLY,
-	IMAP_ACT_STARTTLS,
-	IMAP_ACT_LOGIN,
-	IMAP_ACT_CLOSE,
-};
-
-/* Outcome of the backend login, for imap_dlg_login_done(). */
-enum imap_login_result {
-	IMAP_LOGIN_OK = 0,
-	IMAP_LOGIN_FAILED,            /* backend said NO */
-	IMAP_LOGIN_UNAVAILABLE,       /* backend down, slow or confused */
-	IMAP_LOGIN_REFUSED,           /* moat refuses (e.g. rate limits) */
-};
-
-/* Per listener, read-only, shared by all its sessions. */
-struct imap_dlg_cfg {
-	const char *greeting;
-	const char *caps_extra;       /* filtered backend capabilities, or "" */
-	uint32_t max_command;
-	unsigned max_auth_failures;
-	int starttls;                 /* the listener starts in clear */
-};
-
-struct imap_cred {
-	char authzid[IMAP_CRED_MAX + 1];
-	char user[IMAP_CRED_MAX + 1];
-	char pass[IMAP_CRED_MAX + 1];
-	size_t authzid_len, user_len, pass_len;
-	const char *mech;             /* "LOGIN", "PLAIN" or "AUTH=LOGIN", for logs */
-};
 
 struct imap_dlg {
-	const struct imap_dlg_cfg *cfg;
+	const struct dlg_cfg *cfg;
 	struct imap_parser p;
 	unsigned state;
 	unsigned tls : 1;             /* TLS is active on the client side */
 	unsigned bad;                 /* malformed commands so far */
 	unsigned failures;            /* failed logins so far */
 	char tag[IMAP_TAG_MAX + 1];   /* of the AUTHENTICATE/LOGIN in progress */
-	struct imap_cred cred;
-	char out[IMAP_CAPS_MAX + 512];
+	struct dlg_cred cred;
+	char out[DLG_CAPS_MAX + 512];
 	size_t out_len;
 };
 
-int imap_dlg_init(struct imap_dlg *d, const struct imap_dlg_cfg *cfg, int tls_active)
+int imap_dlg_init(struct imap_dlg *d, const struct dlg_cfg *cfg, int tls_active)
 	__attribute__((warn_unused_result));
 void imap_dlg_free(struct imap_dlg *d);
 
 /* Puts the greeting in out. */
 void imap_dlg_greeting(struct imap_dlg *d);
 
-enum imap_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len,
+enum dlg_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len,
                             size_t *used) __attribute__((warn_unused_result));
 
 /* The STARTTLS handshake finished: forget everything from before it. */
@@ -96,9 +52,9 @@ void imap_dlg_tls_started(struct imap_dlg *d);
 
 /* The backend login ended: puts the tagged answer in out. backend_text
  * is the backend's OK text (its [CAPABILITY] code is filtered) or NULL.
- * Returns IMAP_ACT_REPLY (OK: start relaying after sending; otherwise
- * the dialogue goes on) or IMAP_ACT_CLOSE (too many failures). */
-enum imap_act imap_dlg_login_done(struct imap_dlg *d, enum imap_login_result r,
+ * Returns DLG_REPLY (OK: start relaying after sending; otherwise
+ * the dialogue goes on) or DLG_CLOSE (too many failures). */
+enum dlg_act imap_dlg_login_done(struct imap_dlg *d, enum dlg_login r,
                                   const char *backend_text);
 
 /* Zeroes the credentials (after the backend login used them). */

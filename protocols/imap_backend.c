@@ -104,7 +104,7 @@ void imap_bl_free(struct imap_blogin *b)
 /* Ends the login: keeps the reason (or the backend's text), forgets the
  * password; runs on the byte or line that decided OK, NO or FAIL, and on
  * any feed after that. */
-static enum imap_bl_rc finish(struct imap_blogin *b, enum imap_bl_rc rc, const char *text)
+static enum bl_rc finish(struct imap_blogin *b, enum bl_rc rc, const char *text)
 {
 	size_t n = strlen(text);
 
@@ -177,15 +177,15 @@ static int out_plain_b64(struct imap_blogin *b)
 
 /* Hands the built request to the caller and moves to the state that
  * waits for its answer; runs after every request is built. */
-static enum imap_bl_rc send_request(struct imap_blogin *b, int built, enum state next)
+static enum bl_rc send_request(struct imap_blogin *b, int built, enum state next)
 {
 	if (built != 0) {
 		sasl_wipe(b->out, sizeof b->out);
 		b->out_len = 0;
-		return finish(b, IMAP_BL_FAIL, "request does not fit the out buffer");
+		return finish(b, BL_FAIL, "request does not fit the out buffer");
 	}
 	b->state = next;
-	return IMAP_BL_SEND;
+	return BL_SEND;
 }
 
 /* Does a credential hold a NUL? Neither PLAIN nor an IMAP literal can
@@ -199,7 +199,7 @@ static int creds_have_nul(const struct imap_blogin *b)
 
 /* LOGIN with the user name and password as literals: all in one request
  * with LITERAL+, else the first line, each literal after a "+". */
-static enum imap_bl_rc start_login(struct imap_blogin *b)
+static enum bl_rc start_login(struct imap_blogin *b)
 {
 	if (b->caps & IMAP_BL_CAP_LITERAL_PLUS) {
 		int e = out_str(b, TAG_LOGIN " LOGIN ") || out_literal(b, b->user_len, 1) ||
@@ -215,7 +215,7 @@ static enum imap_bl_rc start_login(struct imap_blogin *b)
 
 /* AUTHENTICATE PLAIN: the response on the command line with SASL-IR,
  * else the command alone and the response after "+". */
-static enum imap_bl_rc start_plain(struct imap_blogin *b)
+static enum bl_rc start_plain(struct imap_blogin *b)
 {
 	if (b->caps & IMAP_BL_CAP_SASL_IR) {
 		int e = out_str(b, TAG_LOGIN " AUTHENTICATE PLAIN ") || out_plain_b64(b) ||
@@ -228,16 +228,16 @@ static enum imap_bl_rc start_plain(struct imap_blogin *b)
 
 /* The capabilities are known: picks how to log in and sends its first
  * request; runs once, after the greeting or after M0 OK. */
-static enum imap_bl_rc start(struct imap_blogin *b)
+static enum bl_rc start(struct imap_blogin *b)
 {
 	if (creds_have_nul(b))
-		return finish(b, IMAP_BL_NO, "credentials contain a NUL byte");
+		return finish(b, BL_NO, "credentials contain a NUL byte");
 	if (b->caps & IMAP_BL_CAP_AUTH_PLAIN)
 		return start_plain(b);
 	if (b->authzid_len > 0)
-		return finish(b, IMAP_BL_NO, "backend cannot log in as another user");
+		return finish(b, BL_NO, "backend cannot log in as another user");
 	if (b->caps & IMAP_BL_CAP_LOGINDISABLED)
-		return finish(b, IMAP_BL_FAIL, "backend advertises LOGINDISABLED");
+		return finish(b, BL_FAIL, "backend advertises LOGINDISABLED");
 	return start_login(b);
 }
 
@@ -319,56 +319,56 @@ static int greeting_caps(struct imap_blogin *b, const char *text)
 
 /* An untagged line while waiting for something else: BYE ends the
  * login, anything else is noise. */
-static enum imap_bl_rc on_untagged(struct imap_blogin *b, const struct resp *r)
+static enum bl_rc on_untagged(struct imap_blogin *b, const struct resp *r)
 {
 	if (r->word == W_BYE)
-		return finish(b, IMAP_BL_FAIL, text_or(r, "backend said BYE"));
-	return IMAP_BL_NEED_MORE;
+		return finish(b, BL_FAIL, text_or(r, "backend said BYE"));
+	return BL_NEED_MORE;
 }
 
 /* The first line from the backend. */
-static enum imap_bl_rc on_greeting(struct imap_blogin *b, const struct resp *r)
+static enum bl_rc on_greeting(struct imap_blogin *b, const struct resp *r)
 {
 	if (r->kind != K_UNTAGGED)
-		return finish(b, IMAP_BL_FAIL, "unexpected backend greeting");
+		return finish(b, BL_FAIL, "unexpected backend greeting");
 	if (r->word == W_PREAUTH)
-		return finish(b, IMAP_BL_FAIL, "backend greeted with PREAUTH");
+		return finish(b, BL_FAIL, "backend greeted with PREAUTH");
 	if (r->word == W_BYE)
-		return finish(b, IMAP_BL_FAIL, text_or(r, "backend said BYE"));
+		return finish(b, BL_FAIL, text_or(r, "backend said BYE"));
 	if (r->word != W_OK)
-		return finish(b, IMAP_BL_FAIL, "unexpected backend greeting");
+		return finish(b, BL_FAIL, "unexpected backend greeting");
 	if (greeting_caps(b, r->text))
 		return start(b);
 	return send_request(b, out_str(b, TAG_CAPA " CAPABILITY\r\n"), S_CAPA);
 }
 
 /* A line after "M0 CAPABILITY": "* CAPABILITY" lines until M0 OK. */
-static enum imap_bl_rc on_capa(struct imap_blogin *b, const struct resp *r)
+static enum bl_rc on_capa(struct imap_blogin *b, const struct resp *r)
 {
 	if (r->kind == K_UNTAGGED && r->word == W_CAPABILITY) {
 		b->caps |= parse_caps(r->text, '\0');
-		return IMAP_BL_NEED_MORE;
+		return BL_NEED_MORE;
 	}
 	if (r->kind == K_UNTAGGED)
 		return on_untagged(b, r);
 	if (is_tagged(r, TAG_CAPA) && r->word == W_OK)
 		return start(b);
 	if (is_tagged(r, TAG_CAPA) && (r->word == W_NO || r->word == W_BAD))
-		return finish(b, IMAP_BL_FAIL, text_or(r, "backend refused CAPABILITY"));
-	return finish(b, IMAP_BL_FAIL, "unexpected backend line");
+		return finish(b, BL_FAIL, text_or(r, "backend refused CAPABILITY"));
+	return finish(b, BL_FAIL, "unexpected backend line");
 }
 
 /* M1's tagged answer; ok_done says whether OK may end the login now
  * (not while a "+" is still expected). */
-static enum imap_bl_rc on_login_tagged(struct imap_blogin *b, const struct resp *r, int ok_done)
+static enum bl_rc on_login_tagged(struct imap_blogin *b, const struct resp *r, int ok_done)
 {
 	if (r->word == W_OK && ok_done)
-		return finish(b, IMAP_BL_OK, r->text);
+		return finish(b, BL_OK, r->text);
 	if (r->word == W_NO)
-		return finish(b, IMAP_BL_NO, text_or(r, "backend refused the login"));
+		return finish(b, BL_NO, text_or(r, "backend refused the login"));
 	if (r->word == W_BAD)
-		return finish(b, IMAP_BL_FAIL, text_or(r, "backend said BAD"));
-	return finish(b, IMAP_BL_FAIL, "unexpected backend line");
+		return finish(b, BL_FAIL, text_or(r, "backend said BAD"));
+	return finish(b, BL_FAIL, "unexpected backend line");
 }
 
 /* On "+" after AUTHENTICATE PLAIN: the base64 response line. */
@@ -401,7 +401,7 @@ static const struct {
 };
 
 /* A line while waiting for "+" (AUTHENTICATE or a literal). */
-static enum imap_bl_rc on_cont(struct imap_blogin *b, const struct resp *r)
+static enum bl_rc on_cont(struct imap_blogin *b, const struct resp *r)
 {
 	if (r->kind == K_CONT) {
 		for (size_t i = 0; i < sizeof on_plus / sizeof on_plus[0]; i++)
@@ -412,21 +412,21 @@ static enum imap_bl_rc on_cont(struct imap_blogin *b, const struct resp *r)
 		return on_untagged(b, r);
 	if (is_tagged(r, TAG_LOGIN))
 		return on_login_tagged(b, r, 0);
-	return finish(b, IMAP_BL_FAIL, "unexpected backend line");
+	return finish(b, BL_FAIL, "unexpected backend line");
 }
 
 /* A line after the whole login went out: untagged noise until M1's status. */
-static enum imap_bl_rc on_result(struct imap_blogin *b, const struct resp *r)
+static enum bl_rc on_result(struct imap_blogin *b, const struct resp *r)
 {
 	if (r->kind == K_UNTAGGED)
 		return on_untagged(b, r);
 	if (is_tagged(r, TAG_LOGIN))
 		return on_login_tagged(b, r, 1);
-	return finish(b, IMAP_BL_FAIL, "unexpected backend line");
+	return finish(b, BL_FAIL, "unexpected backend line");
 }
 
 /* The handler of a complete line in each state before S_DONE. */
-static enum imap_bl_rc (*const on_line[])(struct imap_blogin *, const struct resp *) = {
+static enum bl_rc (*const on_line[])(struct imap_blogin *, const struct resp *) = {
 	[S_GREETING] = on_greeting,
 	[S_CAPA] = on_capa,
 	[S_AUTH_CONT] = on_cont,
@@ -437,10 +437,10 @@ static enum imap_bl_rc (*const on_line[])(struct imap_blogin *, const struct res
 
 /* A complete line is in b->line (its LF not stored): strips the CR,
  * hands it to the current state, starts the next line. */
-static enum imap_bl_rc line_done(struct imap_blogin *b)
+static enum bl_rc line_done(struct imap_blogin *b)
 {
 	struct resp r;
-	enum imap_bl_rc rc;
+	enum bl_rc rc;
 
 	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
 		b->line_len--;
@@ -454,19 +454,19 @@ static enum imap_bl_rc line_done(struct imap_blogin *b)
 /* Stores one byte of a line (not its LF); runs for every such byte.
  * Returns NEED_MORE, or FAIL for a NUL, a CR not before LF or a line
  * over IMAP_BL_LINE_MAX (a final CR may take the spare byte). */
-static enum imap_bl_rc line_byte(struct imap_blogin *b, uint8_t c)
+static enum bl_rc line_byte(struct imap_blogin *b, uint8_t c)
 {
 	if (c == '\0')
-		return finish(b, IMAP_BL_FAIL, "backend sent a NUL byte");
+		return finish(b, BL_FAIL, "backend sent a NUL byte");
 	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
-		return finish(b, IMAP_BL_FAIL, "backend sent a CR without LF");
+		return finish(b, BL_FAIL, "backend sent a CR without LF");
 	if (b->line_len >= IMAP_BL_LINE_MAX && !(b->line_len == IMAP_BL_LINE_MAX && c == '\r'))
-		return finish(b, IMAP_BL_FAIL, "backend line too long");
+		return finish(b, BL_FAIL, "backend line too long");
 	b->line[b->line_len++] = (char)c;
-	return IMAP_BL_NEED_MORE;
+	return BL_NEED_MORE;
 }
 
-enum imap_bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
+enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
                              size_t *used)
 {
 	/* what the last SEND asked for was written by now */
@@ -474,15 +474,15 @@ enum imap_bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t l
 	b->out_len = 0;
 	*used = 0;
 	if (b->state >= S_DONE)
-		return finish(b, IMAP_BL_FAIL, "the backend login has ended");
+		return finish(b, BL_FAIL, "the backend login has ended");
 	for (size_t i = 0; i < len; i++) {
-		enum imap_bl_rc rc = buf[i] == '\n' ? line_done(b) : line_byte(b, buf[i]);
+		enum bl_rc rc = buf[i] == '\n' ? line_done(b) : line_byte(b, buf[i]);
 
-		if (rc != IMAP_BL_NEED_MORE) {
+		if (rc != BL_NEED_MORE) {
 			*used = i + 1;
 			return rc;
 		}
 	}
 	*used = len;
-	return IMAP_BL_NEED_MORE;
+	return BL_NEED_MORE;
 }

@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlg.h"
+
 #define IMAP_BL_LINE_MAX  8192
-#define IMAP_BL_CRED_MAX  1024      /* user name, password, authzid each */
+#define IMAP_BL_CRED_MAX  DLG_CRED_MAX /* user name, password, authzid each */
 #define IMAP_BL_TEXT_MAX  1024
 
 /* Bits of struct imap_blogin.caps: the capabilities the login looks at. */
@@ -32,14 +34,6 @@
 #define IMAP_BL_CAP_SASL_IR       0x2u
 #define IMAP_BL_CAP_LITERAL_PLUS  0x4u
 #define IMAP_BL_CAP_LOGINDISABLED 0x8u
-
-enum imap_bl_rc {
-	IMAP_BL_NEED_MORE = 0,        /* all input consumed, nothing to do */
-	IMAP_BL_SEND,                 /* write out[0..out_len), then feed on */
-	IMAP_BL_OK,                   /* logged in; text = the OK's text */
-	IMAP_BL_NO,                   /* credentials refused; text = reason */
-	IMAP_BL_FAIL,                 /* protocol failure; text = reason */
-};
 
 struct imap_blogin {
 	unsigned state;
@@ -63,7 +57,7 @@ int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
 /* Consumes backend bytes from buf; *used is always set. After OK the
  * bytes past *used belong to the client's session (the backend may have
  * sent more). */
-enum imap_bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
+enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
                              size_t *used) __attribute__((warn_unused_result));
 
 /* Wipes the credentials and everything derived from them. */

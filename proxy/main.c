@@ -107,7 +107,7 @@ static int prepare_listeners(struct daemon *d)
 	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &d->cfg->listeners[i];
 		struct listener_rt *rt = &d->rt[i];
-		char caps[IMAP_CAPS_MAX], err[160];
+		char caps[DLG_CAPS_MAX], err[160];
 
 		rt->preauth = l->protocol == CFG_PROTO_IMAP && !l->transparent;
 		rt->imap.greeting = l->greeting;

@@ -26,7 +26,7 @@ struct preauth {
 	struct imap_blogin *bl;       /* during SESS_LOGIN */
 	uint8_t *pending;             /* client plaintext not fed yet */
 	size_t pending_len;
-	enum imap_login_result result;
+	enum dlg_login result;
 	char text[IMAP_BL_TEXT_MAX + 1]; /* backend's OK text or failure reason */
 };
 
@@ -99,7 +99,7 @@ void preauth_tls_started(struct sess *s)
 /* Logs one login attempt; never the password. */
 static void log_login(struct sess *s, const char *result, const char *why)
 {
-	const struct imap_cred *c = &s->pa->dlg.cred;
+	const struct dlg_cred *c = &s->pa->dlg.cred;
 	char p[64], u[160], r[200];
 
 	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s%s%s",
@@ -112,7 +112,7 @@ static void log_login(struct sess *s, const char *result, const char *why)
 static void start_login(struct sess *s)
 {
 	struct preauth *pa = s->pa;
-	const struct imap_cred *c = &pa->dlg.cred;
+	const struct dlg_cred *c = &pa->dlg.cred;
 
 	pa->bl = malloc(sizeof *pa->bl);
 	if (!pa->bl || imap_bl_init(pa->bl, c->authzid, c->authzid_len, c->user, c->user_len,
@@ -134,17 +134,17 @@ static void process(struct sess *s)
 
 	while (!s->closing && s->pa == pa && s->state == SESS_PREAUTH && pa->pending_len > 0) {
 		size_t used = 0;
-		enum imap_act act = imap_dlg_feed(&pa->dlg, pa->pending, pa->pending_len, &used);
+		enum dlg_act act = imap_dlg_feed(&pa->dlg, pa->pending, pa->pending_len, &used);
 
 		memmove(pa->pending, pa->pending + used, pa->pending_len - used);
 		memset(pa->pending + pa->pending_len - used, 0, used);
 		pa->pending_len -= used;
 		switch (act) {
-		case IMAP_ACT_NONE:
+		case DLG_NONE:
 			if (used == 0)
 				return;
 			break;
-		case IMAP_ACT_REPLY:
+		case DLG_REPLY:
 			flush_dlg(s);
 			if (outq_pending(&s->to_client) > s->w->cfg->max_pending) {
 				/* a client pipelining faster than it reads */
@@ -153,17 +153,17 @@ static void process(struct sess *s)
 				return;
 			}
 			break;
-		case IMAP_ACT_STARTTLS:
+		case DLG_STARTTLS:
 			flush_dlg(s);
 			/* nothing received in clear is acted on after TLS starts */
 			memset(pa->pending, 0, pa->pending_len);
 			pa->pending_len = 0;
 			sess_start_tls(s);
 			return;
-		case IMAP_ACT_LOGIN:
+		case DLG_LOGIN:
 			start_login(s);
 			return;
-		case IMAP_ACT_CLOSE:
+		case DLG_CLOSE:
 			flush_dlg(s);
 			if (s->tls_on)
 				tls_close_notify(s->tls);
@@ -225,10 +225,10 @@ void preauth_client_input(struct sess *s)
 static void answer(struct sess *s)
 {
 	struct preauth *pa = s->pa;
-	enum imap_act act = imap_dlg_login_done(&pa->dlg, pa->result, pa->text);
+	enum dlg_act act = imap_dlg_login_done(&pa->dlg, pa->result, pa->text);
 
 	flush_dlg(s);
-	if (act == IMAP_ACT_CLOSE) {
+	if (act == DLG_CLOSE) {
 		tls_close_notify(s->tls);
 		sess_finish(s, "too many authentication failures");
 		return;
@@ -246,8 +246,8 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 	log_login(s, "ok", NULL);
 	free(s->user);
 	s->user = strdup(pa->dlg.cred.user);
-	pa->result = IMAP_LOGIN_OK;
-	(void)imap_dlg_login_done(&pa->dlg, IMAP_LOGIN_OK, pa->text);
+	pa->result = DLG_LOGIN_OK;
+	(void)imap_dlg_login_done(&pa->dlg, DLG_LOGIN_OK, pa->text);
 	flush_dlg(s);
 	if (rest_len) {
 		s->bytes_out += rest_len;
@@ -275,7 +275,7 @@ static void login_no(struct sess *s)
 	uint64_t delay = (uint64_t)s->l->auth_failure_delay_ms * (pa->dlg.failures + 1);
 
 	log_login(s, "failed", pa->text);
-	pa->result = IMAP_LOGIN_FAILED;
+	pa->result = DLG_LOGIN_FAILED;
 	backend_close(s);
 	imap_bl_free(pa->bl);
 	free(pa->bl);
@@ -297,7 +297,7 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 	        s->l->name, s->l->backend.text,
 	        log_quote(r, sizeof r, why ? why : uv_strerror(err)));
 	log_login(s, "unavailable", why ? why : uv_strerror(err));
-	pa->result = IMAP_LOGIN_UNAVAILABLE;
+	pa->result = DLG_LOGIN_UNAVAILABLE;
 	pa->text[0] = '\0';
 	if (s->backend_open)
 		backend_close(s);
@@ -331,22 +331,22 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	while (len > 0 || nread > 0) {
 		size_t used = 0;
-		enum imap_bl_rc rc = imap_bl_feed(pa->bl, p, len, &used);
+		enum bl_rc rc = imap_bl_feed(pa->bl, p, len, &used);
 
 		nread = 0;
 		p += used;
 		len -= used;
 		switch (rc) {
-		case IMAP_BL_NEED_MORE:
+		case BL_NEED_MORE:
 			return;
-		case IMAP_BL_SEND:
+		case BL_SEND:
 			if (outq_write(&s->to_backend, pa->bl->out, pa->bl->out_len) < 0) {
 				preauth_backend_failed(s, UV_EPIPE, "backend write failed");
 				return;
 			}
 			memset(pa->bl->out, 0, pa->bl->out_len);
 			break;
-		case IMAP_BL_OK:
+		case BL_OK:
 			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
 			imap_bl_free(pa->bl);
 			free(pa->bl);
@@ -354,11 +354,11 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			uv_read_stop(st);
 			login_ok(s, p, len);
 			return;
-		case IMAP_BL_NO:
+		case BL_NO:
 			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
 			login_no(s);
 			return;
-		case IMAP_BL_FAIL:
+		case BL_FAIL:
 			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
 			preauth_backend_failed(s, UV_EPROTO, pa->text);
 			return;

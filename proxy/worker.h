@@ -29,8 +29,8 @@ struct worker;
  * probed from the backend, dialogue settings); read-only afterwards. */
 struct listener_rt {
 	int preauth;                  /* moat holds the pre-auth dialogue */
-	struct imap_dlg_cfg imap;
-	char caps[IMAP_CAPS_MAX];     /* backend capabilities passed through */
+	struct dlg_cfg imap;
+	char caps[DLG_CAPS_MAX];     /* backend capabilities passed through */
 };
 
 struct worker_listener {

@@ -35,7 +35,7 @@
 
 struct xres {
 	int set;
-	enum imap_bl_rc rc;
+	enum bl_rc rc;
 	const char *bytes;            /* SEND: out; OK, NO, FAIL: text */
 	size_t len;
 };
@@ -52,11 +52,11 @@ struct row {
 	struct xres res[MAX_RES];
 };
 
-#define SEND(s) { 1, IMAP_BL_SEND, B(s) }
-#define OK(s)   { 1, IMAP_BL_OK, B(s) }
-#define NO(s)   { 1, IMAP_BL_NO, B(s) }
-#define FAIL(s) { 1, IMAP_BL_FAIL, B(s) }
-#define MORE    { 1, IMAP_BL_NEED_MORE, B("") }
+#define SEND(s) { 1, BL_SEND, B(s) }
+#define OK(s)   { 1, BL_OK, B(s) }
+#define NO(s)   { 1, BL_NO, B(s) }
+#define FAIL(s) { 1, BL_FAIL, B(s) }
+#define MORE    { 1, BL_NEED_MORE, B("") }
 
 /* CROW(name, authzid, user, pass, transcript, tail, results...) with
  * string literals (NUL allowed); ROW logs in as alice/s3cret. */
@@ -323,11 +323,11 @@ static const struct row rows[] = {
 
 /* ---- the runner ---- */
 
-static const char *rc_name(enum imap_bl_rc rc)
+static const char *rc_name(enum bl_rc rc)
 {
 	static const char *const names[] = {
-		[IMAP_BL_NEED_MORE] = "NEED_MORE", [IMAP_BL_SEND] = "SEND", [IMAP_BL_OK] = "OK",
-		[IMAP_BL_NO] = "NO", [IMAP_BL_FAIL] = "FAIL",
+		[BL_NEED_MORE] = "NEED_MORE", [BL_SEND] = "SEND", [BL_OK] = "OK",
+		[BL_NO] = "NO", [BL_FAIL] = "FAIL",
 	};
 
 	return (unsigned)rc < sizeof names / sizeof names[0] ? names[rc] : "?";
@@ -369,7 +369,7 @@ struct run {
 	struct imap_blogin b;
 	size_t *offs;                 /* end offset of each result, shared by runs */
 	size_t k;                     /* results so far */
-	enum imap_bl_rc last;
+	enum bl_rc last;
 	int done;                     /* OK, NO or FAIL seen */
 	size_t end;                   /* where it was seen */
 };
@@ -385,12 +385,12 @@ static size_t row_results(const struct row *r)
 }
 
 /* One result other than NEED_MORE, ending at offset end of the input. */
-static void check(struct run *u, enum imap_bl_rc rc, size_t end)
+static void check(struct run *u, enum bl_rc rc, size_t end)
 {
 	const struct row *r = u->r;
 	const struct xres *x;
 
-	if (u->k >= row_results(r) || r->res[u->k].rc == IMAP_BL_NEED_MORE)
+	if (u->k >= row_results(r) || r->res[u->k].rc == BL_NEED_MORE)
 		fail_msg("%s [%s]: unexpected result %zu %s at offset %zu (text \"%s\", out \"%s\")",
 		         r->name, u->how, u->k, rc_name(rc), end, show(u->b.text, strlen(u->b.text)),
 		         show(u->b.out, u->b.out_len));
@@ -404,7 +404,7 @@ static void check(struct run *u, enum imap_bl_rc rc, size_t end)
 	else if (u->offs[u->k] != end)
 		fail_msg("%s [%s] result %zu: ends at offset %zu, the whole run said %zu",
 		         r->name, u->how, u->k, end, u->offs[u->k]);
-	if (rc == IMAP_BL_SEND) {
+	if (rc == BL_SEND) {
 		if (u->b.out_len != x->len || memcmp(u->b.out, x->bytes, x->len) != 0)
 			fail_msg("%s [%s] result %zu: sent \"%s\" (%zu), expected \"%s\" (%zu)",
 			         r->name, u->how, u->k, show(u->b.out, u->b.out_len), u->b.out_len,
@@ -432,22 +432,22 @@ static void feed(struct run *u, size_t start, size_t len)
 	while (len > 0 && !u->done) {
 		const uint8_t *buf = (const uint8_t *)u->r->in + start;
 		size_t prev = u->b.out_len, used = SIZE_MAX;
-		enum imap_bl_rc rc = imap_bl_feed(&u->b, buf, len, &used);
+		enum bl_rc rc = imap_bl_feed(&u->b, buf, len, &used);
 
 		u->last = rc;
-		if (used > len || (rc == IMAP_BL_NEED_MORE && used != len) ||
-		    (rc != IMAP_BL_NEED_MORE && used == 0))
+		if (used > len || (rc == BL_NEED_MORE && used != len) ||
+		    (rc != BL_NEED_MORE && used == 0))
 			fail_msg("%s [%s]: %s used %zu of %zu bytes at offset %zu",
 			         u->r->name, u->how, rc_name(rc), used, len, start);
 		/* the last request was consumed: none of it may stay in out */
-		if (rc != IMAP_BL_SEND && (u->b.out_len != 0 || !zeroed(u->b.out, prev)))
+		if (rc != BL_SEND && (u->b.out_len != 0 || !zeroed(u->b.out, prev)))
 			fail_msg("%s [%s]: out not wiped after %s at offset %zu", u->r->name, u->how,
 			         rc_name(rc), start);
-		if (rc == IMAP_BL_SEND && !zeroed(u->b.out + u->b.out_len,
+		if (rc == BL_SEND && !zeroed(u->b.out + u->b.out_len,
 		                                  prev > u->b.out_len ? prev - u->b.out_len : 0))
 			fail_msg("%s [%s]: an older request left bytes behind the new one",
 			         u->r->name, u->how);
-		if (rc == IMAP_BL_NEED_MORE)
+		if (rc == BL_NEED_MORE)
 			return;
 		start += used;
 		len -= used;
@@ -462,7 +462,7 @@ static void finish(struct run *u)
 {
 	const struct row *r = u->r;
 	size_t n = row_results(r);
-	int more = n > 0 && r->res[n - 1].rc == IMAP_BL_NEED_MORE;
+	int more = n > 0 && r->res[n - 1].rc == BL_NEED_MORE;
 
 	if (u->k != n - (size_t)more)
 		fail_msg("%s [%s]: %zu results, expected %zu", r->name, u->how, u->k,
@@ -470,9 +470,9 @@ static void finish(struct run *u)
 	if (more) {
 		/* mid-login: nothing more to do until the backend says more */
 		size_t prev = u->b.out_len, used = SIZE_MAX;
-		enum imap_bl_rc rc = imap_bl_feed(&u->b, (const uint8_t *)"", 0, &used);
+		enum bl_rc rc = imap_bl_feed(&u->b, (const uint8_t *)"", 0, &used);
 
-		if (u->done || rc != IMAP_BL_NEED_MORE || used != 0)
+		if (u->done || rc != BL_NEED_MORE || used != 0)
 			fail_msg("%s [%s]: input ended with %s, then %s used %zu, expected NEED_MORE",
 			         r->name, u->how, rc_name(u->last), rc_name(rc), used);
 		if (u->b.out_len != 0 || !zeroed(u->b.out, prev))
@@ -508,7 +508,7 @@ static void run(const struct row *r, enum how how, size_t split, size_t *offs)
 	assert_non_null(u);
 	u->r = r;
 	u->offs = offs;
-	u->last = IMAP_BL_NEED_MORE;
+	u->last = BL_NEED_MORE;
 	if (how == WHOLE)
 		snprintf(u->how, sizeof u->how, "whole");
 	else if (how == BYTES)
@@ -593,15 +593,15 @@ static void test_line_max(void **state)
 	r = plain_row("greeting of IMAP_BL_LINE_MAX bytes, CRLF");
 	in = long_input(&r, "* OK [CAPABILITY LITERAL+] ", IMAP_BL_LINE_MAX - pre, 'x',
 	                "\r\nM1 OK\r\n");
-	r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
-	r.res[1] = R(IMAP_BL_OK, "");
+	r.res[0] = R(BL_SEND, LOGIN_LP);
+	r.res[1] = R(BL_OK, "");
 	run_row(&r);
 	free(in);
 
 	r = plain_row("greeting of IMAP_BL_LINE_MAX bytes, LF");
 	in = long_input(&r, "* OK [CAPABILITY LITERAL+] ", IMAP_BL_LINE_MAX - pre, 'x', "\n");
-	r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
-	r.res[1] = R(IMAP_BL_NEED_MORE, "");
+	r.res[0] = R(BL_SEND, LOGIN_LP);
+	r.res[1] = R(BL_NEED_MORE, "");
 	run_row(&r);
 	free(in);
 
@@ -609,7 +609,7 @@ static void test_line_max(void **state)
 	in = long_input(&r, "* OK [CAPABILITY LITERAL+] ", IMAP_BL_LINE_MAX - pre + 1, 'x',
 	                "\r\n");
 	r.tail = 2;
-	r.res[0] = R(IMAP_BL_FAIL, "backend line too long");
+	r.res[0] = R(BL_FAIL, "backend line too long");
 	run_row(&r);
 	free(in);
 
@@ -617,15 +617,15 @@ static void test_line_max(void **state)
 	in = long_input(&r, "* OK [CAPABILITY LITERAL+] ", IMAP_BL_LINE_MAX - pre, 'x',
 	                "\r\r\n");
 	r.tail = 1;
-	r.res[0] = R(IMAP_BL_FAIL, "backend sent a CR without LF");
+	r.res[0] = R(BL_FAIL, "backend sent a CR without LF");
 	run_row(&r);
 	free(in);
 
 	r = plain_row("noise of IMAP_BL_LINE_MAX + 1 bytes after the login");
 	in = long_input(&r, G_LITPLUS "* ", IMAP_BL_LINE_MAX - 1, 'y', "\r\nM1 OK\r\n");
 	r.tail = 9;
-	r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
-	r.res[1] = R(IMAP_BL_FAIL, "backend line too long");
+	r.res[0] = R(BL_SEND, LOGIN_LP);
+	r.res[1] = R(BL_FAIL, "backend line too long");
 	run_row(&r);
 	free(in);
 }
@@ -636,7 +636,7 @@ static void test_text_max(void **state)
 	struct row r;
 	char *in, *want = malloc(IMAP_BL_TEXT_MAX + 1);
 	static const char *const words[] = { "M1 OK ", "M1 NO " };
-	static const enum imap_bl_rc rcs[] = { IMAP_BL_OK, IMAP_BL_NO };
+	static const enum bl_rc rcs[] = { BL_OK, BL_NO };
 
 	(void)state;
 
@@ -647,33 +647,33 @@ static void test_text_max(void **state)
 		char prefix[128];
 
 		snprintf(prefix, sizeof prefix, "%s%s", G_LITPLUS, words[i]);
-		r = plain_row(rcs[i] == IMAP_BL_OK ? "OK text cut" : "NO text cut");
+		r = plain_row(rcs[i] == BL_OK ? "OK text cut" : "NO text cut");
 		in = long_input(&r, prefix, 3 * IMAP_BL_TEXT_MAX, 't', "\r\n");
-		r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
+		r.res[0] = R(BL_SEND, LOGIN_LP);
 		r.res[1] = (struct xres){ 1, rcs[i], want, IMAP_BL_TEXT_MAX };
 		run_row(&r);
 		free(in);
 
-		r = plain_row(rcs[i] == IMAP_BL_OK ? "OK text one over the maximum" :
+		r = plain_row(rcs[i] == BL_OK ? "OK text one over the maximum" :
 		              "NO text one over the maximum");
 		in = long_input(&r, prefix, IMAP_BL_TEXT_MAX + 1, 't', "\r\n");
-		r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
+		r.res[0] = R(BL_SEND, LOGIN_LP);
 		r.res[1] = (struct xres){ 1, rcs[i], want, IMAP_BL_TEXT_MAX };
 		run_row(&r);
 		free(in);
 
-		r = plain_row(rcs[i] == IMAP_BL_OK ? "OK text of exactly the maximum" :
+		r = plain_row(rcs[i] == BL_OK ? "OK text of exactly the maximum" :
 		              "NO text of exactly the maximum");
 		in = long_input(&r, prefix, IMAP_BL_TEXT_MAX, 't', "\r\n");
-		r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
+		r.res[0] = R(BL_SEND, LOGIN_LP);
 		r.res[1] = (struct xres){ 1, rcs[i], want, IMAP_BL_TEXT_MAX };
 		run_row(&r);
 		free(in);
 
-		r = plain_row(rcs[i] == IMAP_BL_OK ? "OK text one under the maximum" :
+		r = plain_row(rcs[i] == BL_OK ? "OK text one under the maximum" :
 		              "NO text one under the maximum");
 		in = long_input(&r, prefix, IMAP_BL_TEXT_MAX - 1, 't', "\r\n");
-		r.res[0] = R(IMAP_BL_SEND, LOGIN_LP);
+		r.res[0] = R(BL_SEND, LOGIN_LP);
 		r.res[1] = (struct xres){ 1, rcs[i], want + 1, IMAP_BL_TEXT_MAX - 1 };
 		run_row(&r);
 		free(in);
@@ -732,7 +732,7 @@ static void test_init_limits(void **state)
 			assert_true(zeroed(b->pass, sizeof b->pass));
 			assert_true(zeroed(b->user, sizeof b->user));
 			assert_int_equal(imap_bl_feed(b, (const uint8_t *)G_LITPLUS,
-			                              strlen(G_LITPLUS), &used), IMAP_BL_FAIL);
+			                              strlen(G_LITPLUS), &used), BL_FAIL);
 			assert_int_equal(used, 0);
 			assert_int_equal(b->out_len, 0);
 		}
@@ -741,7 +741,7 @@ static void test_init_limits(void **state)
 	assert_int_equal(imap_bl_init(b, NULL, 5, "alice", 5, "s3cret", 6), 0);
 	assert_int_equal(b->authzid_len, 0);
 	assert_int_equal(imap_bl_feed(b, (const uint8_t *)G_LITPLUS, strlen(G_LITPLUS), &used),
-	                 IMAP_BL_SEND);
+	                 BL_SEND);
 	assert_int_equal(b->out_len, strlen(LOGIN_LP));
 	assert_memory_equal(b->out, LOGIN_LP, strlen(LOGIN_LP));
 	imap_bl_free(b);
@@ -749,7 +749,7 @@ static void test_init_limits(void **state)
 }
 
 /* Feeds a greeting with a fresh machine of three 1024-byte fields. */
-static enum imap_bl_rc feed_max(struct imap_blogin *b, size_t zl, const char *greeting)
+static enum bl_rc feed_max(struct imap_blogin *b, size_t zl, const char *greeting)
 {
 	size_t used;
 
@@ -773,7 +773,7 @@ static void test_max_creds(void **state)
 	assert_non_null(want);
 	assert_non_null(dec);
 
-	assert_int_equal(feed_max(b, IMAP_BL_CRED_MAX, G_DOVECOT), IMAP_BL_SEND);
+	assert_int_equal(feed_max(b, IMAP_BL_CRED_MAX, G_DOVECOT), BL_SEND);
 	b64 = (3 * IMAP_BL_CRED_MAX + 2 + 2) / 3 * 4;
 	assert_int_equal(b->out_len, strlen(pre) + b64 + 2);
 	assert_memory_equal(b->out, pre, strlen(pre));
@@ -788,7 +788,7 @@ static void test_max_creds(void **state)
 	assert_memory_equal(dec, want, 3 * IMAP_BL_CRED_MAX + 2);
 	imap_bl_free(b);
 
-	assert_int_equal(feed_max(b, 0, G_LITPLUS), IMAP_BL_SEND);
+	assert_int_equal(feed_max(b, 0, G_LITPLUS), BL_SEND);
 	n = (size_t)sprintf((char *)want, "M1 LOGIN {%d+}\r\n", IMAP_BL_CRED_MAX);
 	memset(want + n, 'u', IMAP_BL_CRED_MAX);
 	n += IMAP_BL_CRED_MAX;
@@ -819,10 +819,10 @@ static void test_empty_feed_wipes_out(void **state)
 	assert_non_null(b);
 	assert_int_equal(imap_bl_init(b, "", 0, "alice", 5, "s3cret", 6), 0);
 	assert_int_equal(imap_bl_feed(b, (const uint8_t *)G_LITPLUS, strlen(G_LITPLUS), &used),
-	                 IMAP_BL_SEND);
+	                 BL_SEND);
 	assert_int_equal(used, strlen(G_LITPLUS));
 	assert_memory_equal(b->out, LOGIN_LP, strlen(LOGIN_LP));
-	assert_int_equal(imap_bl_feed(b, (const uint8_t *)"", 0, &used), IMAP_BL_NEED_MORE);
+	assert_int_equal(imap_bl_feed(b, (const uint8_t *)"", 0, &used), BL_NEED_MORE);
 	assert_int_equal(used, 0);
 	assert_int_equal(b->out_len, 0);
 	assert_true(zeroed(b->out, sizeof b->out));
@@ -843,19 +843,19 @@ static void test_feed_after_end(void **state)
 
 	assert_non_null(b);
 	for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) {
-		enum imap_bl_rc rc;
+		enum bl_rc rc;
 
 		assert_int_equal(imap_bl_init(b, "", 0, "alice", 5, "s3cret", 6), 0);
 		off = 0;
 		do {
 			rc = imap_bl_feed(b, (const uint8_t *)ins[i] + off, strlen(ins[i]) - off, &used);
 			off += used;
-		} while (rc == IMAP_BL_SEND);
-		assert_true(rc == IMAP_BL_OK || rc == IMAP_BL_NO || rc == IMAP_BL_FAIL);
+		} while (rc == BL_SEND);
+		assert_true(rc == BL_OK || rc == BL_NO || rc == BL_FAIL);
 		assert_int_equal(off, strlen(ins[i]));
 		used = 99;
 		assert_int_equal(imap_bl_feed(b, (const uint8_t *)"M1 OK\r\n", 7, &used),
-		                 IMAP_BL_FAIL);
+		                 BL_FAIL);
 		assert_int_equal(used, 0);
 		assert_string_equal(b->text, "the backend login has ended");
 		assert_int_equal(b->out_len, 0);
@@ -876,19 +876,19 @@ static void test_free_mid_login(void **state)
 	assert_non_null(b);
 	assert_int_equal(imap_bl_init(b, "admin", 5, "alice", 5, "s3cret", 6), 0);
 	assert_int_equal(imap_bl_feed(b, (const uint8_t *)G_DOVECOT "* partial", strlen(G_DOVECOT) + 9,
-	                              &used), IMAP_BL_SEND);
+	                              &used), BL_SEND);
 	assert_int_equal(used, strlen(G_DOVECOT));
 	assert_int_equal(imap_bl_feed(b, (const uint8_t *)"* partial", 9, &used),
-	                 IMAP_BL_NEED_MORE);
+	                 BL_NEED_MORE);
 	assert_int_equal(b->line_len, 9);
 	assert_int_equal(imap_bl_init(b, "admin", 5, "alice", 5, "s3cret", 6), 0);
 	assert_int_equal(imap_bl_feed(b, (const uint8_t *)G_DOVECOT, strlen(G_DOVECOT), &used),
-	                 IMAP_BL_SEND);
+	                 BL_SEND);
 	assert_true(b->out_len > 0);
 	imap_bl_free(b);
 	assert_freed(b);
 	used = 99;
-	assert_int_equal(imap_bl_feed(b, (const uint8_t *)"M1 OK\r\n", 7, &used), IMAP_BL_FAIL);
+	assert_int_equal(imap_bl_feed(b, (const uint8_t *)"M1 OK\r\n", 7, &used), BL_FAIL);
 	assert_int_equal(used, 0);
 	free(b);
 }
@@ -898,14 +898,14 @@ static void test_caps_bits(void **state)
 {
 	static const struct {
 		const char *greeting;
-		enum imap_bl_rc rc;
+		enum bl_rc rc;
 		unsigned caps;
 	} cases[] = {
-		{ G_DOVECOT, IMAP_BL_SEND,
+		{ G_DOVECOT, BL_SEND,
 		  IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR | IMAP_BL_CAP_LITERAL_PLUS },
-		{ G_LOGINDIS, IMAP_BL_FAIL, IMAP_BL_CAP_LOGINDISABLED },
-		{ G_SYNC, IMAP_BL_SEND, 0 },
-		{ "* OK [CAPABILITY auth=plain Literal+ sasl-ir LoginDisabled] x\r\n", IMAP_BL_SEND,
+		{ G_LOGINDIS, BL_FAIL, IMAP_BL_CAP_LOGINDISABLED },
+		{ G_SYNC, BL_SEND, 0 },
+		{ "* OK [CAPABILITY auth=plain Literal+ sasl-ir LoginDisabled] x\r\n", BL_SEND,
 		  IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR | IMAP_BL_CAP_LITERAL_PLUS |
 		  IMAP_BL_CAP_LOGINDISABLED },
 	};

@@ -1,0 +1,73 @@
+/*
+ * dlg: what the IMAP and POP3 pre-auth dialogues (imap.h, pop3.h) and
+ * backend logins (imap_backend.h, pop3_backend.h) have in common, so the
+ * session (proxy/preauth.c) drives either the same way.
+ *
+ * A dialogue is fed client plaintext and returns an action:
+ *   DLG_NONE      all input used; wait for more
+ *   DLG_REPLY     send out[0..out_len), then feed on from buf + used
+ *   DLG_STARTTLS  send out (in clear), discard every byte after the
+ *                 command (nothing received in clear survives), run the
+ *                 TLS handshake, then tell the dialogue TLS started
+ *   DLG_LOGIN     cred holds the client's credentials: log in to the
+ *                 backend; bytes after the command wait in the session
+ *   DLG_CLOSE     send out, then close the connection
+ *
+ * A backend login is fed backend bytes and returns:
+ *   BL_NEED_MORE  all input consumed, nothing to do
+ *   BL_SEND       write out[0..out_len), then feed on
+ *   BL_OK         logged in; text = the backend's success text
+ *   BL_NO         credentials refused; text = reason
+ *   BL_FAIL       protocol failure; text = reason
+ */
+#ifndef MOAT_DLG_H
+#define MOAT_DLG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DLG_CRED_MAX  1024          /* user name, password, authzid */
+#define DLG_CAPS_MAX  1024
+
+enum dlg_act {
+	DLG_NONE = 0,
+	DLG_REPLY,
+	DLG_STARTTLS,
+	DLG_LOGIN,
+	DLG_CLOSE,
+};
+
+/* Outcome of the backend login, told back to the dialogue. */
+enum dlg_login {
+	DLG_LOGIN_OK = 0,
+	DLG_LOGIN_FAILED,             /* backend said no */
+	DLG_LOGIN_UNAVAILABLE,        /* backend down, slow or confused */
+	DLG_LOGIN_REFUSED,            /* moat refuses (e.g. rate limits) */
+};
+
+enum bl_rc {
+	BL_NEED_MORE = 0,
+	BL_SEND,
+	BL_OK,
+	BL_NO,
+	BL_FAIL,
+};
+
+/* Per listener, read-only, shared by all its sessions. */
+struct dlg_cfg {
+	const char *greeting;
+	const char *caps_extra;       /* filtered backend capabilities, or "" */
+	uint32_t max_command;
+	unsigned max_auth_failures;
+	int starttls;                 /* the listener starts in clear */
+};
+
+struct dlg_cred {
+	char authzid[DLG_CRED_MAX + 1];
+	char user[DLG_CRED_MAX + 1];
+	char pass[DLG_CRED_MAX + 1];
+	size_t authzid_len, user_len, pass_len;
+	const char *mech;             /* "LOGIN", "PLAIN", "USER", ... for logs */
+};
+
+#endif /* MOAT_DLG_H */
