@@ -21,8 +21,6 @@ enum dlg_state {
 #define PROMPT_USER "VXNlcm5hbWU6"
 #define PROMPT_PASS "UGFzc3dvcmQ6"
 
-/* Decoded SASL responses: PLAIN is three fields of at most 255 bytes. */
-#define SASL_MSG_MAX (3 * SASL_FIELD_MAX + 2)
 
 typedef enum dlg_act (*cmd_fn)(struct imap_dlg *d);
 
@@ -30,6 +28,7 @@ struct command {
 	const char *name;
 	unsigned min_args, max_args;
 	cmd_fn run;
+	int secret;                   /* arguments may be credentials: wipe after */
 };
 
 /* Appends formatted text to out (replies are short; truncation is safe
@@ -213,7 +212,7 @@ static enum dlg_act cmd_login(struct imap_dlg *d)
 /* Decodes and checks a PLAIN response; on success starts the login. */
 static enum dlg_act plain_response(struct imap_dlg *d, const char *b64, size_t len)
 {
-	uint8_t msg[SASL_MSG_MAX + 1];
+	uint8_t msg[SASL_PLAIN_MAX + 1];
 	struct sasl_plain pl;
 	const char *why;
 	ssize_t n = sasl_b64_decode(b64, len, msg, sizeof msg - 1);
@@ -326,13 +325,13 @@ static enum dlg_act sasl_line(struct imap_dlg *d)
 }
 
 static const struct command commands[] = {
-	{ "CAPABILITY",   0, 0, cmd_capability },
-	{ "NOOP",         0, 0, cmd_noop },
-	{ "LOGOUT",       0, 0, cmd_logout },
-	{ "ID",           1, 1, cmd_id },
-	{ "STARTTLS",     0, 0, cmd_starttls },
-	{ "LOGIN",        2, 2, cmd_login },
-	{ "AUTHENTICATE", 1, 2, cmd_authenticate },
+	{ "CAPABILITY",   0, 0, cmd_capability, 0 },
+	{ "NOOP",         0, 0, cmd_noop, 0 },
+	{ "LOGOUT",       0, 0, cmd_logout, 0 },
+	{ "ID",           1, 1, cmd_id, 0 },
+	{ "STARTTLS",     0, 0, cmd_starttls, 0 },
+	{ "LOGIN",        2, 2, cmd_login, 1 },
+	{ "AUTHENTICATE", 1, 2, cmd_authenticate, 1 },
 };
 
 /* Commands a client may send once logged in: not "unknown", just early. */
@@ -359,6 +358,7 @@ static enum dlg_act dispatch(struct imap_dlg *d)
 {
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
 		const struct command *c = &commands[i];
+		enum dlg_act act;
 		if (strcmp(d->p.name, c->name) != 0)
 			continue;
 		if (d->p.nargs < c->min_args || d->p.nargs > c->max_args) {
@@ -366,7 +366,10 @@ static enum dlg_act dispatch(struct imap_dlg *d)
 			reply(d, "BAD Wrong number of arguments for %s", c->name);
 			return count_bad(d);
 		}
-		return c->run(d);
+		act = c->run(d);
+		if (c->secret)
+			imap_wipe(&d->p);
+		return act;
 	}
 	imap_wipe(&d->p);
 	for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
@@ -389,6 +392,16 @@ enum dlg_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len, s
 	case IMAP_NEED_MORE:
 		return DLG_NONE;
 	case IMAP_SEND_CONTINUATION:
+		if (!secure(d) && (strcmp(d->p.name, "LOGIN") == 0 ||
+		                   strcmp(d->p.name, "AUTHENTICATE") == 0)) {
+			/* never invite credentials in clear: refuse the command
+			 * instead of "+", so the client does not send the literal */
+			char tag[IMAP_TAG_MAX + 1];
+			snprintf(tag, sizeof tag, "%s", d->p.tag);
+			imap_reset(&d->p);
+			put(d, "%s NO [PRIVACYREQUIRED] Use STARTTLS before logging in\r\n", tag);
+			return DLG_REPLY;
+		}
 		put(d, "+ Ready for literal data\r\n");
 		return DLG_REPLY;
 	case IMAP_COMMAND:
@@ -396,6 +409,7 @@ enum dlg_act imap_dlg_feed(struct imap_dlg *d, const uint8_t *buf, size_t len, s
 			return sasl_line(d);
 		return dispatch(d);
 	case IMAP_BAD:
+		imap_wipe(&d->p);             /* a rejected line may hold credentials */
 		if (d->state != D_COMMAND) {
 			/* an unusable SASL response line ends the exchange */
 			d->state = D_COMMAND;

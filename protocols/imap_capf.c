@@ -95,6 +95,8 @@ static void track_tail(struct imap_capf *f, const uint8_t *p, size_t n)
 {
 	size_t keep = sizeof f->tail;
 
+	if (n == 0)
+		return;                   /* p may be NULL (no line held) */
 	if (n >= keep) {
 		memcpy(f->tail, p + n - keep, keep);
 		f->tail_len = keep;
@@ -158,7 +160,7 @@ int imap_capf_feed(struct imap_capf *f, const uint8_t *p, size_t len, imap_capf_
 				return rc;
 			track_tail(f, p, n);
 			passing_end(f, nl != NULL);
-		} else if (!nl || f->hold_len) {
+		} else if (!nl || f->hold_len || n > IMAP_CAPF_LINE_MAX) {
 			if (f->hold_len + n > IMAP_CAPF_LINE_MAX) {
 				/* too long to be a capability line: let it through */
 				if (f->hold_len && (rc = emit(ctx, f->hold, f->hold_len)) != 0)
