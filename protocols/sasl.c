@@ -141,11 +141,11 @@ int sasl_plain_parse(uint8_t *msg, size_t len, struct sasl_plain *out, const cha
 		int may_be_empty;
 		const char *empty, *too_long;
 	} fields[] = {
-		{ nul[0], 1, NULL, "PLAIN authzid is longer than 255 octets" },
+		{ nul[0], 1, NULL, "PLAIN authzid is longer than 1024 octets" },
 		{ nul[1] - nul[0] - 1, 0, "PLAIN authcid is empty",
-		  "PLAIN authcid is longer than 255 octets" },
+		  "PLAIN authcid is longer than 1024 octets" },
 		{ len - nul[1] - 1, 0, "PLAIN passwd is empty",
-		  "PLAIN passwd is longer than 255 octets" },
+		  "PLAIN passwd is longer than 1024 octets" },
 	};
 	for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
 		if (fields[f].len == 0 && !fields[f].may_be_empty)

@@ -12,8 +12,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* RFC 4616: each of authzid, authcid and passwd is at most 255 octets. */
-#define SASL_FIELD_MAX 255
+/* RFC 4616 has servers accept authzid, authcid and passwd of at least 255
+ * octets; moat takes up to 1024, as it does for IMAP LOGIN (DLG_CRED_MAX),
+ * so a long password works whichever way the client sends it. */
+#define SASL_FIELD_MAX 1024
+/* A whole decoded PLAIN message. */
+#define SASL_PLAIN_MAX (3 * SASL_FIELD_MAX + 2)
 
 /* Decodes strict base64: alphabet A-Z a-z 0-9 + /, length a multiple of
  * 4, '=' padding only at the end, no whitespace, unused bits zero.

@@ -28,7 +28,8 @@
 
 #define X16 "xxxxxxxxxxxxxxxx"
 #define X255 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 "xxxxxxxxxxxxxxx"
-#define X256 X255 "x"
+#define X1024 X255 X255 X255 X255 "xxxx"
+#define X1025 X1024 "x"
 
 /* ---- base64 decode ---- */
 
@@ -268,9 +269,9 @@ struct plain_row {
 #define W_MORE    "PLAIN message has more than two NULs"
 #define W_NOCID   "PLAIN authcid is empty"
 #define W_NOPW    "PLAIN passwd is empty"
-#define W_LONGZID "PLAIN authzid is longer than 255 octets"
-#define W_LONGCID "PLAIN authcid is longer than 255 octets"
-#define W_LONGPW  "PLAIN passwd is longer than 255 octets"
+#define W_LONGZID "PLAIN authzid is longer than 1024 octets"
+#define W_LONGCID "PLAIN authcid is longer than 1024 octets"
+#define W_LONGPW  "PLAIN passwd is longer than 1024 octets"
 
 static const struct plain_row plain_rows[] = {
 	PLAIN_OK("plain without authzid", "\0alice\0s3cret", "", "alice", "s3cret"),
@@ -279,6 +280,7 @@ static const struct plain_row plain_rows[] = {
 	PLAIN_OK("plain passwd bytes kept", "\0alice\0p\"a\\ s {5}\xc3\xa4\xff\r\n x", "", "alice",
 	         "p\"a\\ s {5}\xc3\xa4\xff\r\n x"),
 	PLAIN_OK("plain 255-byte fields", X255 "\0" X255 "\0" X255, X255, X255, X255),
+	PLAIN_OK("plain 1024-byte fields", X1024 "\0" X1024 "\0" X1024, X1024, X1024, X1024),
 	PLAIN_NO("plain empty message", "", W_EMPTY),
 	PLAIN_NO("plain no NUL", "alice", W_FEWER),
 	PLAIN_NO("plain one NUL", "\0alice", W_FEWER),
@@ -290,9 +292,9 @@ static const struct plain_row plain_rows[] = {
 	PLAIN_NO("plain empty authcid with authzid", "admin\0\0s3cret", W_NOCID),
 	PLAIN_NO("plain two NULs only", "\0\0", W_NOCID),
 	PLAIN_NO("plain empty passwd", "\0alice\0", W_NOPW),
-	PLAIN_NO("plain 256-byte authzid", X256 "\0alice\0s3cret", W_LONGZID),
-	PLAIN_NO("plain 256-byte authcid", "\0" X256 "\0s3cret", W_LONGCID),
-	PLAIN_NO("plain 256-byte passwd", "\0alice\0" X256, W_LONGPW),
+	PLAIN_NO("plain 1025-byte authzid", X1025 "\0alice\0s3cret", W_LONGZID),
+	PLAIN_NO("plain 1025-byte authcid", "\0" X1025 "\0s3cret", W_LONGCID),
+	PLAIN_NO("plain 1025-byte passwd", "\0alice\0" X1025, W_LONGPW),
 };
 
 /* A field points at its place in msg, has its bytes and ends in NUL. */
@@ -313,7 +315,7 @@ static void check_field(const char *name, const char *what, const uint8_t *msg, 
 static void test_plain_row(void **state)
 {
 	const struct plain_row *r = *state;
-	uint8_t msg[BUFCAP * 2];
+	uint8_t msg[SASL_PLAIN_MAX + 2];
 	struct sasl_plain p;
 	const char *why = "(unset)";
 	int rc;
