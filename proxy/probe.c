@@ -156,3 +156,74 @@ out:
 		close(c.fd);
 	return rc;
 }
+
+/* Appends line and CRLF to caps (NUL-terminated, capslen bytes) when
+ * the whole line fits; a line that does not is left out. */
+static void append_line(char *caps, size_t capslen, const char *line)
+{
+	size_t have = strlen(caps), n = strlen(line);
+
+	if (have + n + 2 >= capslen)
+		return;
+	memcpy(caps + have, line, n);
+	memcpy(caps + have + n, "\r\n", 3);
+}
+
+/* Is line a POP3 status line with this word ("+OK", "-ERR"), alone or
+ * before a space? */
+static int pop3_is(const char *line, const char *word)
+{
+	size_t n = strlen(word);
+
+	return strncasecmp(line, word, n) == 0 && (line[n] == '\0' || line[n] == ' ');
+}
+
+int probe_pop3_caps(const struct cfg_addr *backend, uint32_t timeout_ms, char *caps,
+                    size_t capslen, char *err, size_t errlen)
+{
+	struct conn c = { .fd = -1, .deadline_ms = now_ms() + timeout_ms };
+	char line[PROBE_LINE_MAX];
+	int rc = -1;
+
+	if (capslen > 0)
+		caps[0] = '\0';
+	if (connect_to(&c, backend) < 0) {
+		snprintf(err, errlen, "connect: %s", strerror(errno));
+		goto out;
+	}
+	if (read_line(&c, line, sizeof line) < 0 || !pop3_is(line, "+OK")) {
+		snprintf(err, errlen, "no POP3 greeting");
+		goto out;
+	}
+	if (send_all(&c, "CAPA\r\n") < 0) {
+		snprintf(err, errlen, "write failed");
+		goto out;
+	}
+	if (read_line(&c, line, sizeof line) < 0) {
+		snprintf(err, errlen, "no answer to CAPA");
+		goto out;
+	}
+	if (!pop3_is(line, "+OK")) {
+		snprintf(err, errlen, "CAPA refused");
+		goto out;
+	}
+	for (;;) {
+		if (read_line(&c, line, sizeof line) < 0) {
+			snprintf(err, errlen, "CAPA answer not ended by \".\"");
+			if (capslen > 0)
+				caps[0] = '\0';
+			goto out;
+		}
+		if (strcmp(line, ".") == 0)
+			break;
+		/* RFC 1939: a line starting with "." had one added */
+		if (capslen > 0)
+			append_line(caps, capslen, line[0] == '.' ? line + 1 : line);
+	}
+	(void)send_all(&c, "QUIT\r\n");
+	rc = 0;
+out:
+	if (c.fd >= 0)
+		close(c.fd);
+	return rc;
+}
