@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "imap.h"
 #include "log.h"
+#include "pop3.h"
 #include "probe.h"
 #include "tls.h"
 #include "version.h"
@@ -64,12 +65,6 @@ static int load(struct daemon *d, const char *path)
 	}
 	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &d->cfg->listeners[i];
-		if (l->tls == CFG_TLS_STARTTLS && l->protocol == CFG_PROTO_POP3) {
-			fprintf(stderr, "%s:%d: [listener %s] tls = starttls (STLS) is not supported "
-			        "for pop3 by this version of moat; use implicit\n", path, l->line,
-			        l->name);
-			bad = 1;
-		}
 		if (l->tls == CFG_TLS_STARTTLS && l->transparent) {
 			fprintf(stderr, "%s:%d: [listener %s] transparent = yes needs tls = implicit: "
 			        "moat must answer STARTTLS itself\n", path, l->line, l->name);
@@ -97,8 +92,35 @@ static void on_signal(uv_signal_t *h, int signum)
 		uv_close((uv_handle_t *)&d->sig[i], NULL);
 }
 
-/* Prepares each listener's dialogue settings; for IMAP listeners that do
- * not list capabilities, asks the backend which ones it offers. */
+/* Fills rt->caps with what moat passes through of the backend's
+ * capabilities: the listener's own list, or the backend's answer. */
+static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt)
+{
+	char caps[DLG_CAPS_MAX], err[160];
+	int pop3 = l->protocol == CFG_PROTO_POP3, rc = 0;
+
+	if (l->capabilities)
+		snprintf(caps, sizeof caps, "%s", l->capabilities);
+	else if (pop3)
+		rc = probe_pop3_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
+		                     sizeof err);
+	else
+		rc = probe_imap_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
+		                     sizeof err);
+	if (rc != 0) {
+		log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
+		        "message=\"advertising moat's own capabilities only\"",
+		        l->name, l->backend.text, err);
+		caps[0] = '\0';
+	}
+	if (pop3)
+		pop3_caps_filter(caps, strlen(caps), rt->caps, sizeof rt->caps);
+	else
+		imap_caps_filter(caps, strlen(caps), 1, rt->caps, sizeof rt->caps);
+}
+
+/* Prepares each listener's dialogue settings and the capabilities it
+ * passes through. */
 static int prepare_listeners(struct daemon *d)
 {
 	d->rt = calloc(d->cfg->nlisteners, sizeof *d->rt);
@@ -107,28 +129,27 @@ static int prepare_listeners(struct daemon *d)
 	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &d->cfg->listeners[i];
 		struct listener_rt *rt = &d->rt[i];
-		char caps[DLG_CAPS_MAX], err[160];
+		char shown[DLG_CAPS_MAX], *c;
 
-		rt->preauth = l->protocol == CFG_PROTO_IMAP && !l->transparent;
-		rt->imap.greeting = l->greeting;
-		rt->imap.caps_extra = rt->caps;
-		rt->imap.max_command = l->max_command;
-		rt->imap.max_auth_failures = l->max_auth_failures;
-		rt->imap.starttls = l->tls == CFG_TLS_STARTTLS;
+		rt->preauth = !l->transparent;
+		rt->dlg.greeting = l->greeting;
+		rt->dlg.caps_extra = rt->caps;
+		rt->dlg.max_command = l->max_command;
+		rt->dlg.max_auth_failures = l->max_auth_failures;
+		rt->dlg.starttls = l->tls == CFG_TLS_STARTTLS;
 		if (!rt->preauth)
 			continue;
-		if (l->capabilities) {
-			snprintf(caps, sizeof caps, "%s", l->capabilities);
-		} else if (probe_imap_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps,
-		                           err, sizeof err) != 0) {
-			log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
-			        "message=\"advertising moat's own capabilities only\"",
-			        l->name, l->backend.text, err);
-			caps[0] = '\0';
-		}
-		imap_caps_filter(caps, strlen(caps), 1, rt->caps, sizeof rt->caps);
+		listener_caps(l, rt);
+		/* POP3's list is CRLF-terminated lines: show them on one line */
+		c = shown;
+		for (const char *from = rt->caps; *from && c < shown + sizeof shown - 1; from++)
+			if (*from != '\r')
+				*c++ = *from == '\n' ? ',' : *from;
+		if (c > shown && c[-1] == ',')
+			c--;
+		*c = '\0';
 		log_msg(LOG_LVL_INFO, "event=capabilities listener=%s passthrough=\"%s\"",
-		        l->name, rt->caps);
+		        l->name, shown);
 	}
 	return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * preauth: the session before login. The client talks to moat's own IMAP
- * dialogue (protocols/imap.c); when it has given credentials over TLS,
- * moat connects to the backend, logs in with them (protocols/
- * imap_backend.c), answers the client's tag and switches to the relay.
+ * or POP3 dialogue (protocols/imap.c, pop3.c); when it has given
+ * credentials over TLS, moat connects to the backend, logs in with them
+ * (protocols/imap_backend.c, pop3_backend.c), answers the client and
+ * switches to the relay. The two protocols are driven the same way
+ * (protocols/dlg.h); the small wrappers below pick the right one.
  *
  * Memory: struct preauth (parser, credentials, client bytes not yet
  * used) exists only until the relay starts; credentials are wiped as
@@ -16,29 +18,151 @@
 #include "imap.h"
 #include "imap_backend.h"
 #include "log.h"
+#include "pop3.h"
+#include "pop3_backend.h"
 
 /* Client plaintext moat holds before login: one command in progress plus
  * what was pipelined behind a LOGIN. */
 #define PENDING_MAX (128 * 1024)
 
+/* A backend login, either protocol's (only during SESS_LOGIN). */
+union blogin {
+	struct imap_blogin imap;
+	struct pop3_blogin pop3;
+};
+
 struct preauth {
-	struct imap_dlg dlg;
-	struct imap_blogin *bl;       /* during SESS_LOGIN */
+	int pop3;                     /* which member of the unions is live */
+	union {
+		struct imap_dlg imap;
+		struct pop3_dlg pop3;
+	} d;
+	union blogin *bl;
 	uint8_t *pending;             /* client plaintext not fed yet */
 	size_t pending_len;
 	enum dlg_login result;
 	char text[IMAP_BL_TEXT_MAX + 1]; /* backend's OK text or failure reason */
 };
 
+/* What moat says in the protocol's own words when it ends a session
+ * before login. */
+struct farewell {
+	const char *timeout, *shutdown, *flood;
+};
+
+static const struct farewell farewells[] = {
+	[CFG_PROTO_IMAP] = {
+		"* BYE Autologout; idle for too long\r\n",
+		"* BYE Server shutting down\r\n",
+		"* BYE Too much input before login\r\n",
+	},
+	[CFG_PROTO_POP3] = {
+		POP3_TIMEOUT_MSG,
+		"-ERR [SYS/TEMP] Server shutting down\r\n",
+		"-ERR Too much input before login\r\n",
+	},
+};
+
+/* ---- the dialogue, whichever protocol ---- */
+
+static struct dlg_cred *dlg_cred(struct preauth *pa)
+{
+	return pa->pop3 ? &pa->d.pop3.cred : &pa->d.imap.cred;
+}
+
+/* The dialogue's output and its length (the caller resets it). */
+static char *dlg_out(struct preauth *pa, size_t **len)
+{
+	if (pa->pop3) {
+		*len = &pa->d.pop3.out_len;
+		return pa->d.pop3.out;
+	}
+	*len = &pa->d.imap.out_len;
+	return pa->d.imap.out;
+}
+
+static unsigned dlg_failures(const struct preauth *pa)
+{
+	return pa->pop3 ? pa->d.pop3.failures : pa->d.imap.failures;
+}
+
+static enum dlg_act dlg_feed(struct preauth *pa, size_t *used)
+{
+	if (pa->pop3)
+		return pop3_dlg_feed(&pa->d.pop3, pa->pending, pa->pending_len, used);
+	return imap_dlg_feed(&pa->d.imap, pa->pending, pa->pending_len, used);
+}
+
+static enum dlg_act dlg_login_done(struct preauth *pa, enum dlg_login r)
+{
+	if (pa->pop3)
+		return pop3_dlg_login_done(&pa->d.pop3, r, pa->text);
+	return imap_dlg_login_done(&pa->d.imap, r, pa->text);
+}
+
+/* ---- the backend login, whichever protocol ---- */
+
+static int bl_start(struct preauth *pa)
+{
+	const struct dlg_cred *c = dlg_cred(pa);
+
+	pa->bl = malloc(sizeof *pa->bl);
+	if (!pa->bl)
+		return -1;
+	if (pa->pop3)
+		return pop3_bl_init(&pa->bl->pop3, c->authzid, c->authzid_len, c->user,
+		                    c->user_len, c->pass, c->pass_len);
+	return imap_bl_init(&pa->bl->imap, c->authzid, c->authzid_len, c->user, c->user_len,
+	                    c->pass, c->pass_len);
+}
+
+/* Ends the backend login, keeping its text (OK text or reason). */
+static void bl_end(struct preauth *pa)
+{
+	if (!pa->bl)
+		return;
+	snprintf(pa->text, sizeof pa->text, "%s", pa->pop3 ? pa->bl->pop3.text : pa->bl->imap.text);
+	if (pa->pop3)
+		pop3_bl_free(&pa->bl->pop3);
+	else
+		imap_bl_free(&pa->bl->imap);
+	free(pa->bl);
+	pa->bl = NULL;
+}
+
+static enum bl_rc bl_feed(struct preauth *pa, const uint8_t *p, size_t len, size_t *used)
+{
+	if (pa->pop3)
+		return pop3_bl_feed(&pa->bl->pop3, p, len, used);
+	return imap_bl_feed(&pa->bl->imap, p, len, used);
+}
+
+/* What the backend login wants sent, and its length. */
+static uint8_t *bl_out(struct preauth *pa, size_t **len)
+{
+	if (pa->pop3) {
+		*len = &pa->bl->pop3.out_len;
+		return pa->bl->pop3.out;
+	}
+	*len = &pa->bl->imap.out_len;
+	return pa->bl->imap.out;
+}
+
 static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 int preauth_begin(struct sess *s)
 {
 	struct preauth *pa = calloc(1, sizeof *pa);
+	int rc;
 
 	if (!pa)
 		return -1;
-	if (imap_dlg_init(&pa->dlg, &s->wl->rt->imap, s->tls_on) != 0) {
+	pa->pop3 = s->l->protocol == CFG_PROTO_POP3;
+	if (pa->pop3)
+		rc = pop3_dlg_init(&pa->d.pop3, &s->wl->rt->dlg, s->tls_on);
+	else
+		rc = imap_dlg_init(&pa->d.imap, &s->wl->rt->dlg, s->tls_on);
+	if (rc != 0) {
 		free(pa);
 		return -1;
 	}
@@ -52,11 +176,11 @@ void preauth_end(struct sess *s)
 
 	if (!pa)
 		return;
-	if (pa->bl) {
-		imap_bl_free(pa->bl);
-		free(pa->bl);
-	}
-	imap_dlg_free(&pa->dlg);
+	bl_end(pa);
+	if (pa->pop3)
+		pop3_dlg_free(&pa->d.pop3);
+	else
+		imap_dlg_free(&pa->d.imap);
 	if (pa->pending) {
 		memset(pa->pending, 0, pa->pending_len);
 		free(pa->pending);
@@ -68,16 +192,20 @@ void preauth_end(struct sess *s)
 /* Sends what the dialogue put in its out buffer. */
 static void flush_dlg(struct sess *s)
 {
-	struct imap_dlg *d = &s->pa->dlg;
+	size_t *len;
+	char *out = dlg_out(s->pa, &len);
 
-	if (d->out_len)
-		sess_send(s, d->out, d->out_len);
-	d->out_len = 0;
+	if (*len)
+		sess_send(s, out, *len);
+	*len = 0;
 }
 
 void preauth_greet(struct sess *s)
 {
-	imap_dlg_greeting(&s->pa->dlg);
+	if (s->pa->pop3)
+		pop3_dlg_greeting(&s->pa->d.pop3);
+	else
+		imap_dlg_greeting(&s->pa->d.imap);
 	flush_dlg(s);
 	sess_enter(s, SESS_PREAUTH);
 }
@@ -86,7 +214,10 @@ void preauth_tls_started(struct sess *s)
 {
 	struct preauth *pa = s->pa;
 
-	imap_dlg_tls_started(&pa->dlg);
+	if (pa->pop3)
+		pop3_dlg_tls_started(&pa->d.pop3);
+	else
+		imap_dlg_tls_started(&pa->d.imap);
 	if (pa->pending) {
 		memset(pa->pending, 0, pa->pending_len);
 		free(pa->pending);
@@ -99,7 +230,7 @@ void preauth_tls_started(struct sess *s)
 /* Logs one login attempt; never the password. */
 static void log_login(struct sess *s, const char *result, const char *why)
 {
-	const struct dlg_cred *c = &s->pa->dlg.cred;
+	const struct dlg_cred *c = dlg_cred(s->pa);
 	char p[64], u[160], r[200];
 
 	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s%s%s",
@@ -111,12 +242,7 @@ static void log_login(struct sess *s, const char *result, const char *why)
 /* Starts the backend login with the credentials the dialogue collected. */
 static void start_login(struct sess *s)
 {
-	struct preauth *pa = s->pa;
-	const struct dlg_cred *c = &pa->dlg.cred;
-
-	pa->bl = malloc(sizeof *pa->bl);
-	if (!pa->bl || imap_bl_init(pa->bl, c->authzid, c->authzid_len, c->user, c->user_len,
-	                            c->pass, c->pass_len) != 0) {
+	if (bl_start(s->pa) != 0) {
 		preauth_backend_failed(s, UV_ENOMEM, "out of memory");
 		return;
 	}
@@ -134,7 +260,7 @@ static void process(struct sess *s)
 
 	while (!s->closing && s->pa == pa && s->state == SESS_PREAUTH && pa->pending_len > 0) {
 		size_t used = 0;
-		enum dlg_act act = imap_dlg_feed(&pa->dlg, pa->pending, pa->pending_len, &used);
+		enum dlg_act act = dlg_feed(pa, &used);
 
 		memmove(pa->pending, pa->pending + used, pa->pending_len - used);
 		memset(pa->pending + pa->pending_len - used, 0, used);
@@ -179,7 +305,8 @@ void preauth_input(struct sess *s, const uint8_t *p, size_t n)
 	uint8_t *m;
 
 	if (pa->pending_len + n > PENDING_MAX) {
-		sess_send(s, "* BYE Too much input before login\r\n", 35);
+		const char *msg = farewells[s->l->protocol].flood;
+		sess_send(s, msg, strlen(msg));
 		sess_finish(s, "too much input before login");
 		return;
 	}
@@ -225,7 +352,7 @@ void preauth_client_input(struct sess *s)
 static void answer(struct sess *s)
 {
 	struct preauth *pa = s->pa;
-	enum dlg_act act = imap_dlg_login_done(&pa->dlg, pa->result, pa->text);
+	enum dlg_act act = dlg_login_done(pa, pa->result);
 
 	flush_dlg(s);
 	if (act == DLG_CLOSE) {
@@ -245,9 +372,9 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 
 	log_login(s, "ok", NULL);
 	free(s->user);
-	s->user = strdup(pa->dlg.cred.user);
+	s->user = strdup(dlg_cred(pa)->user);
 	pa->result = DLG_LOGIN_OK;
-	(void)imap_dlg_login_done(&pa->dlg, DLG_LOGIN_OK, pa->text);
+	(void)dlg_login_done(pa, DLG_LOGIN_OK);
 	flush_dlg(s);
 	if (rest_len) {
 		s->bytes_out += rest_len;
@@ -272,14 +399,11 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 static void login_no(struct sess *s)
 {
 	struct preauth *pa = s->pa;
-	uint64_t delay = (uint64_t)s->l->auth_failure_delay_ms * (pa->dlg.failures + 1);
+	uint64_t delay = (uint64_t)s->l->auth_failure_delay_ms * (dlg_failures(pa) + 1);
 
 	log_login(s, "failed", pa->text);
 	pa->result = DLG_LOGIN_FAILED;
 	backend_close(s);
-	imap_bl_free(pa->bl);
-	free(pa->bl);
-	pa->bl = NULL;
 	sess_enter(s, SESS_AUTH_DELAY);
 	if (delay == 0) {
 		answer(s);
@@ -301,11 +425,8 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 	pa->text[0] = '\0';
 	if (s->backend_open)
 		backend_close(s);
-	if (pa->bl) {
-		imap_bl_free(pa->bl);
-		free(pa->bl);
-		pa->bl = NULL;
-	}
+	bl_end(pa);
+	pa->text[0] = '\0';
 	answer(s);
 }
 
@@ -330,8 +451,10 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	while (len > 0 || nread > 0) {
-		size_t used = 0;
-		enum bl_rc rc = imap_bl_feed(pa->bl, p, len, &used);
+		size_t used = 0, *out_len;
+		enum bl_rc rc = bl_feed(pa, p, len, &used);
+		uint8_t *out;
+		char why[sizeof pa->text];
 
 		nread = 0;
 		p += used;
@@ -340,27 +463,26 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		case BL_NEED_MORE:
 			return;
 		case BL_SEND:
-			if (outq_write(&s->to_backend, pa->bl->out, pa->bl->out_len) < 0) {
+			out = bl_out(pa, &out_len);
+			if (outq_write(&s->to_backend, out, *out_len) < 0) {
 				preauth_backend_failed(s, UV_EPIPE, "backend write failed");
 				return;
 			}
-			memset(pa->bl->out, 0, pa->bl->out_len);
+			memset(out, 0, *out_len);
 			break;
 		case BL_OK:
-			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
-			imap_bl_free(pa->bl);
-			free(pa->bl);
-			pa->bl = NULL;
+			bl_end(pa);
 			uv_read_stop(st);
 			login_ok(s, p, len);
 			return;
 		case BL_NO:
-			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
+			bl_end(pa);
 			login_no(s);
 			return;
 		case BL_FAIL:
-			snprintf(pa->text, sizeof pa->text, "%s", pa->bl->text);
-			preauth_backend_failed(s, UV_EPROTO, pa->text);
+			bl_end(pa);
+			snprintf(why, sizeof why, "%s", pa->text);
+			preauth_backend_failed(s, UV_EPROTO, why);
 			return;
 		}
 	}
@@ -377,12 +499,20 @@ void preauth_resume(struct sess *s)
 		sess_client_resume(s);
 }
 
+void preauth_bye(struct sess *s)
+{
+	const char *m = farewells[s->l->protocol].shutdown;
+
+	sess_send(s, m, strlen(m));
+}
+
 /* The session timer fired in a pre-auth state. */
 void preauth_timer(struct sess *s)
 {
 	switch (s->state) {
 	case SESS_PREAUTH:
-		sess_send(s, "* BYE Autologout; idle for too long\r\n", 37);
+		sess_send(s, farewells[s->l->protocol].timeout,
+		          strlen(farewells[s->l->protocol].timeout));
 		if (s->tls_on)
 			tls_close_notify(s->tls);
 		sess_finish(s, "pre-auth timeout");

@@ -192,12 +192,10 @@ struct sess *sess_next(const struct sess *s)
 
 void sess_shutdown(struct sess *s)
 {
-	static const char bye[] = "* BYE Server shutting down\r\n";
-
 	switch (s->state) {
 	case SESS_PREAUTH:
 	case SESS_AUTH_DELAY:
-		sess_send(s, bye, sizeof bye - 1);
+		preauth_bye(s);
 		break;
 	case SESS_RELAY:
 	case SESS_CLOSING:
@@ -217,6 +215,7 @@ void sess_send(struct sess *s, const void *p, size_t n)
 
 	if (s->closing)
 		return;
+	s->bytes_out += n;
 	if (!s->tls_on) {
 		rc = outq_write(&s->to_client, p, n);
 		if (rc < 0)

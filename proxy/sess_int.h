@@ -88,6 +88,7 @@ void preauth_connected(struct sess *s);
 void preauth_backend_failed(struct sess *s, int err, const char *why);
 void preauth_timer(struct sess *s);
 void preauth_resume(struct sess *s);
+void preauth_bye(struct sess *s);
 
 /* backend.c */
 void backend_connect(struct sess *s);

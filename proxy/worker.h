@@ -29,7 +29,7 @@ struct worker;
  * probed from the backend, dialogue settings); read-only afterwards. */
 struct listener_rt {
 	int preauth;                  /* moat holds the pre-auth dialogue */
-	struct dlg_cfg imap;
+	struct dlg_cfg dlg;
 	char caps[DLG_CAPS_MAX];     /* backend capabilities passed through */
 };
 
