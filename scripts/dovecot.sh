@@ -25,6 +25,10 @@
 # and its own messages in DIR/mail/NAME/Maildir/new before starting this
 # script. Running the script again on the same DIR reuses the mail.
 #
+# If DIR/extra.conf exists, the generated configuration includes it last,
+# so its settings override the ones above (the integration tests use it to
+# turn off Dovecot's own failed-login delays, for example).
+#
 # As root: Dovecot's own "dovecot" and "dovenull" system users run its
 # internal and login processes, and mail is accessed as nobody:nogroup
 # (DIR/mail is chowned to them). DIR and its parents must then be
@@ -248,6 +252,9 @@ service lmtp {
 }
 $rootless_services
 CONF
+if [ -e "$dir/extra.conf" ]; then
+	printf '!include %s\n' "$dir/extra.conf" >> "$dir/dovecot.conf.tmp"
+fi
 mv "$dir/dovecot.conf.tmp" "$dir/dovecot.conf"
 
 exec dovecot -F -c "$dir/dovecot.conf"

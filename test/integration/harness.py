@@ -9,14 +9,22 @@ What it provides:
 - free_port(): an unused TCP port on 127.0.0.1.
 - Dovecot: a real Dovecot on loopback started through scripts/dovecot.sh
   (the same script `make run` uses), optionally with extra accounts and
-  extra messages placed in a Maildir before it starts.
-- Moat: writes a moat configuration, runs `build/moat -c` (binary from
+  extra messages placed in a Maildir before it starts, and extra settings
+  (DIR/extra.conf); deliver() adds a message while it runs.
+- Moat: writes a moat configuration (a Listener's options dict adds keys
+  to its section), runs `build/moat -c` (binary from
   $MOAT, default build/moat; optional wrapper command from $MOAT_WRAPPER,
   e.g. "valgrind -q"), captures stderr to a log file, waits for
   event=ready, stops it with SIGTERM and returns its exit status.
 - client_context(): an ssl.SSLContext trusting only the test CA.
 - big_message(): a deterministic 64 MiB RFC 5322 message (CRLF lines, some
-  starting with "." to exercise POP3 dot-stuffing), made once per run.
+  starting with "." to exercise POP3 dot-stuffing), made once per run;
+  make_message(): small test messages.
+- Helpers the protocol tests share: b64()/plain_b64() (SASL PLAIN),
+  login_events()/wait_login_events() (moat's event=login lines),
+  Dovecot.user_log_lines() (what Dovecot logged about a user),
+  DOVECOT_NO_AUTH_DELAY (extra_conf turning Dovecot's own failed-login
+  delays off), curl() and s_client_starttls() (client command lines).
 
 Every process started here runs in its own session (process group); they
 are all stopped at interpreter exit, on SIGTERM, and by stop() calls, so a
@@ -24,6 +32,7 @@ failing test leaves no Dovecot or moat behind.
 """
 
 import atexit
+import base64
 import hashlib
 import os
 import random
@@ -289,6 +298,11 @@ def recv_until_eof(sock, timeout):
         data += chunk
 
 
+# How recv_until_eof() may report a connection the server closed: a clean
+# end, or the TLS layer noticing the close first.
+CLOSED = ("eof", "SSLEOFError", "SSLZeroReturnError", "ConnectionResetError")
+
+
 # ---------------------------------------------------------------- messages
 
 def sha256_file(path):
@@ -359,6 +373,22 @@ def big_message():
         return _big
 
 
+def make_message(n, subject, body_lines, msgid_prefix="imap",
+                 to="demo <demo@localhost>"):
+    """A small RFC 5322 message (CRLF line ends): fixed headers with
+    Subject `subject`, a Date and Message-ID <PREFIX-n@localhost> made from
+    n, then the body lines (bytes, without line ends)."""
+    head = ("From: moat tests <tests@localhost>\r\n"
+            "To: %s\r\n"
+            "Subject: %s\r\n"
+            "Date: Tue, 02 Jan 2024 00:00:%02d +0000\r\n"
+            "Message-ID: <%s-%d@localhost>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n" % (to, subject, n, msgid_prefix, n))
+    return head.encode() + b"".join(l + b"\r\n" for l in body_lines)
+
+
 def pop3_stuff(data):
     """What a POP3 server sends for a message in RETR after "+OK ...\\r\\n":
     lines starting with "." get another ".", then ".\\r\\n"."""
@@ -369,6 +399,20 @@ def pop3_stuff(data):
 
 # ---------------------------------------------------------------- Dovecot
 
+# Dovecot settings (for Dovecot's extra_conf) that turn off its own delay
+# after a failed login and its per-IP penalty, so that the delays a test
+# measures are moat's.
+DOVECOT_NO_AUTH_DELAY = """\
+# moat's tests: moat's own delay is what the tests measure.
+auth_failure_delay = 0
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+"""
+
+
 class Dovecot:
     """A Dovecot started by scripts/dovecot.sh in its own directory.
 
@@ -377,20 +421,26 @@ class Dovecot:
     nothing). messages: {user: [(maildir file name, bytes)]} placed in
     DIR/mail/USER/Maildir/new before start; Maildir names starting with a
     larger timestamp get larger UIDs (the demo messages use 1000000001..3).
+    extra_conf: Dovecot settings written to DIR/extra.conf, which
+    scripts/dovecot.sh includes after its own (so they override them).
     """
 
-    def __init__(self, users=None, messages=None, name="dovecot"):
+    def __init__(self, users=None, messages=None, name="dovecot", extra_conf=None):
         self.dir = new_dir(name)
         self.imap_port = free_port()
         self.pop3_port = free_port()
         self.users = users
         self.messages = messages or {}
+        self.extra_conf = extra_conf
         self.proc = None
         self.out_path = os.path.join(self.dir, "dovecot.out")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.inbox = {}
 
     def start(self, timeout=30):
+        if self.extra_conf:
+            with open(os.path.join(self.dir, "extra.conf"), "w") as f:
+                f.write(self.extra_conf.rstrip("\n") + "\n")
         if self.users is not None:
             with open(os.path.join(self.dir, "users"), "w") as f:
                 for u, pw in self.users.items():
@@ -455,6 +505,28 @@ class Dovecot:
             return (int(stamp) if stamp.isdigit() else 0, item[0])
         return sorted(found, key=key)
 
+    def user_log_lines(self, user):
+        """Lines of Dovecot's log about this user: its login processes'
+        "user=<NAME>" and its auth process's "passwd-file(NAME,..." (any
+        login attempt, successful or not, shows up as one of these)."""
+        pat = re.compile(r"user=<%s>|\(%s," % (re.escape(user), re.escape(user)))
+        return [l for l in _read(self.log_path).splitlines() if pat.search(l)]
+
+    def deliver(self, user, fname, data):
+        """Delivers a message to a running Dovecot the Maildir way: written
+        to tmp/, given the Maildir's owner, renamed into new/. Returns the
+        path in new/."""
+        md = os.path.join(self.dir, "mail", user, "Maildir")
+        st = os.stat(md)
+        tmp = os.path.join(md, "tmp", fname)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        if os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        dest = os.path.join(md, "new", fname)
+        os.rename(tmp, dest)
+        return dest
+
     def stop(self, timeout=15):
         if self.proc is None:
             return None
@@ -487,12 +559,18 @@ def _read(path):
 # ---------------------------------------------------------------- moat
 
 class Listener:
-    def __init__(self, name, protocol, backend_port, port=None, tls="implicit"):
+    """One [listener NAME] section. options: further keys for the section,
+    written in the order given (e.g. {"greeting": "hi", "max_command":
+    "1k"})."""
+
+    def __init__(self, name, protocol, backend_port, port=None, tls="implicit",
+                 options=None):
         self.name = name
         self.protocol = protocol
         self.backend_port = backend_port
         self.port = port or free_port()
         self.tls = tls
+        self.options = dict(options or {})
 
 
 def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
@@ -515,6 +593,7 @@ def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
                   "protocol = %s" % l.protocol,
                   "tls = %s" % l.tls,
                   "backend = %s:%d" % (LOOPBACK, l.backend_port)]
+        lines += ["%s = %s" % (k, v) for k, v in l.options.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -608,6 +687,36 @@ class Moat:
         self.stop()
 
 
+def login_events(log, user=None):
+    """moat's event=login lines in `log` (text) as dicts of their key=value
+    fields (quoted values unquoted), plus "_line"; only user's when given."""
+    out = []
+    for l in log.splitlines():
+        if not re.search(r"\bevent=login\b", l):
+            continue
+        fields = {}
+        for k, v in re.findall(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|\S+)', l):
+            fields[k] = v[1:-1] if v.startswith('"') else v
+        fields["_line"] = l
+        if user is None or fields.get("user") == user:
+            out.append(fields)
+    return out
+
+
+def wait_login_events(moat, user, count, start, timeout=10):
+    """Waits until moat's log from offset `start` has at least `count`
+    event=login lines for user; returns them."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        ev = login_events(moat.log()[start:], user)
+        if len(ev) >= count:
+            return ev
+        if time.monotonic() > deadline:
+            raise AssertionError("expected %d event=login lines for user=%s, got %d; log:\n%s"
+                                 % (count, user, len(ev), moat.log()[start:]))
+        time.sleep(0.05)
+
+
 def run_moat_cli(args, timeout=30):
     """Runs moat with arguments (no wrapper); returns CompletedProcess with
     text stdout/stderr."""
@@ -621,3 +730,36 @@ def run_cmd(argv, timeout=60, input=None):
     return subprocess.run(argv, input=input if input is not None else b"",
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=scaled(timeout))
+
+
+# ---------------------------------------------------------------- clients
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s)
+
+
+def plain_b64(user, pw, authzid=""):
+    """A SASL PLAIN message (RFC 4616), base64-encoded (bytes)."""
+    return b64("%s\0%s\0%s" % (authzid, user, pw))
+
+
+def curl(url, user, password, *extra, timeout=60):
+    """Runs curl on url (IPv4, trusting only the test CA) with -u
+    user:password; returns CompletedProcess (bytes)."""
+    argv = ["curl", "-sS", "-4", "--max-time", str(int(scaled(timeout))),
+            "--cacert", certs().ca, "-u", "%s:%s" % (user, password)]
+    return run_cmd(argv + list(extra) + [url], timeout=scaled(timeout) + 10)
+
+
+def s_client_starttls(port, protocol, send, *extra, timeout=30):
+    """openssl s_client -starttls PROTOCOL (imap, pop3) to 127.0.0.1:port,
+    verifying the chain (test CA) and the name localhost, with `send` on
+    its stdin (-ign_eof: it reads until the server closes). Returns
+    (exit status, stdout + stderr as text)."""
+    argv = ["openssl", "s_client", "-connect", "%s:%d" % (LOOPBACK, port),
+            "-starttls", protocol, "-servername", "localhost", "-CAfile", certs().ca,
+            "-verify_return_error", "-verify_hostname", "localhost", "-ign_eof"]
+    r = run_cmd(argv + list(extra), timeout=scaled(timeout), input=send)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")

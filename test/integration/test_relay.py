@@ -27,6 +27,11 @@ import unittest
 
 import harness
 
+# These tests cover the byte relay: listeners run with transparent = yes
+# so the backend's own greeting reaches the client (test_imap.py and
+# test_pop3.py cover moat's pre-auth dialogues, the default).
+TRANSPARENT = {"transparent": "yes"}
+
 DOVECOT = None
 MOAT = None
 BIG_NAME = "1000000100.M100P1.moat"    # after the demo messages: UID 4
@@ -40,10 +45,10 @@ def setUpModule():
     DOVECOT = harness.Dovecot(messages={"demo": [(BIG_NAME, big_path)]}).start()
     dead_imap, dead_pop3 = harness.free_port(), harness.free_port()
     MOAT = harness.Moat([
-        harness.Listener("imaps", "imap", DOVECOT.imap_port),
-        harness.Listener("pop3s", "pop3", DOVECOT.pop3_port),
-        harness.Listener("imaps-down", "imap", dead_imap),
-        harness.Listener("pop3s-down", "pop3", dead_pop3),
+        harness.Listener("imaps", "imap", DOVECOT.imap_port, options=TRANSPARENT),
+        harness.Listener("pop3s", "pop3", DOVECOT.pop3_port, options=TRANSPARENT),
+        harness.Listener("imaps-down", "imap", dead_imap, options=TRANSPARENT),
+        harness.Listener("pop3s-down", "pop3", dead_pop3, options=TRANSPARENT),
     ]).start()
 
 
@@ -606,8 +611,8 @@ class TestCommandLine(unittest.TestCase):
 class TestSigterm(unittest.TestCase):
 
     def test_sigterm_with_open_sessions(self):
-        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port),
-                             harness.Listener("pop3s", "pop3", DOVECOT.pop3_port)],
+        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port, options=TRANSPARENT),
+                             harness.Listener("pop3s", "pop3", DOVECOT.pop3_port, options=TRANSPARENT)],
                             name="moat-sigterm").start()
         socks = []
         try:
@@ -639,7 +644,7 @@ class TestSigterm(unittest.TestCase):
             moat.kill()
 
     def test_sigint(self):
-        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port)],
+        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port, options=TRANSPARENT)],
                             name="moat-sigint").start()
         try:
             self.assertEqual(imap_session(moat.port("imaps"), 3), DOVECOT.message(3))
@@ -683,9 +688,9 @@ class TestValgrind(unittest.TestCase):
         wrapper = ["valgrind", "--leak-check=full",
                    "--errors-for-leak-kinds=definite,indirect",
                    "--error-exitcode=99", "--num-callers=30"]
-        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port),
-                             harness.Listener("pop3s", "pop3", DOVECOT.pop3_port),
-                             harness.Listener("imaps-down", "imap", harness.free_port())],
+        moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port, options=TRANSPARENT),
+                             harness.Listener("pop3s", "pop3", DOVECOT.pop3_port, options=TRANSPARENT),
+                             harness.Listener("imaps-down", "imap", harness.free_port(), options=TRANSPARENT)],
                             wrapper=wrapper, name="moat-valgrind")
         moat.start(timeout=180)
         try:

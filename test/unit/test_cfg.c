@@ -930,6 +930,45 @@ static const char *addr_label(const void *r)
 
 #define ROWS(t) t, sizeof t / sizeof *t, sizeof *t
 
+/* etc/moat.ini documents every option with its default: it must parse,
+ * and its [listener imaps] / [listener pop3s] values must be exactly the
+ * defaults a minimal listener gets. */
+static void test_example_config_documents_defaults(void **state)
+{
+	static const char minimal[] =
+		"[tls]\ncertificate = c\nkey = k\n"
+		"[listener imaps]\naddress = [::]:993\nprotocol = imap\nbackend = 127.0.0.1:1143\n"
+		"[listener pop3s]\naddress = [::]:995\nprotocol = pop3\nbackend = 127.0.0.1:1110\n";
+	struct cfg *ex = NULL, *min = NULL;
+	char *errors = NULL;
+
+	(void)state;
+	if (cfg_load("etc/moat.ini", &ex, &errors) != 0)
+		fail_msg("etc/moat.ini: %s", errors ? errors : "?");
+	assert_int_equal(cfg_parse_string(minimal, "min", &min, &errors), 0);
+	assert_int_equal(ex->workers, min->workers);
+	assert_int_equal(ex->log_level, min->log_level);
+	assert_int_equal(ex->buffer_size, min->buffer_size);
+	assert_int_equal(ex->max_pending, min->max_pending);
+	for (size_t i = 0; i < 2; i++) {
+		const struct cfg_listener *a = &ex->listeners[i], *b = &min->listeners[i];
+		assert_string_equal(a->name, b->name);
+		assert_int_equal(a->tls, b->tls);
+		assert_int_equal(a->transparent, b->transparent);
+		assert_string_equal(a->greeting, b->greeting);
+		assert_null(a->capabilities);
+		assert_int_equal(a->max_command, b->max_command);
+		assert_int_equal(a->handshake_timeout_ms, b->handshake_timeout_ms);
+		assert_int_equal(a->preauth_timeout_ms, b->preauth_timeout_ms);
+		assert_int_equal(a->connect_timeout_ms, b->connect_timeout_ms);
+		assert_int_equal(a->auth_failure_delay_ms, b->auth_failure_delay_ms);
+		assert_int_equal(a->max_auth_failures, b->max_auth_failures);
+		assert_int_equal(a->idle_timeout_ms, b->idle_timeout_ms);
+	}
+	cfg_free(ex);
+	cfg_free(min);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -949,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_load_file_errors),
 		cmocka_unit_test(test_load_nul_byte),
 		cmocka_unit_test(test_load_size_limit),
+		cmocka_unit_test(test_example_config_documents_defaults),
 	};
 	int failed = 0;
 
