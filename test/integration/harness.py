@@ -25,6 +25,13 @@ What it provides:
   Dovecot.user_log_lines() (what Dovecot logged about a user),
   DOVECOT_NO_AUTH_DELAY (extra_conf turning Dovecot's own failed-login
   delays off), curl() and s_client_starttls() (client command lines).
+- ImapClient: a raw IMAP client (plaintext or TLS, STARTTLS, whole
+  responses with their literals, a transcript for failure messages).
+- FakeServer, FakeImap, FakePop3: threaded stand-ins for a backend on
+  loopback that misbehave on demand (never answer, hang up during the
+  login, answer late, cut a big FETCH short, stream 64 MiB).
+- proc_rss_kib(), proc_fd_count(): a process's resident memory and open
+  file descriptors, from /proc.
 
 Every process started here runs in its own session (process group); they
 are all stopped at interpreter exit, on SIGTERM, and by stop() calls, so a
@@ -763,3 +770,496 @@ def s_client_starttls(port, protocol, send, *extra, timeout=30):
             "-verify_return_error", "-verify_hostname", "localhost", "-ign_eof"]
     r = run_cmd(argv + list(extra), timeout=scaled(timeout), input=send)
     return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+# ---------------------------------------------------------------- raw IMAP client
+
+class ImapClient:
+    """A raw IMAP client: plaintext or implicit TLS, STARTTLS on demand,
+    responses read whole (literals included), everything sent and received
+    kept in a transcript for failure messages. (Big literals are better
+    read straight from .sock: read() keeps everything in memory.)"""
+
+    MAX_LINE = 1 << 20          # a longer line without CRLF is an error
+    MAX_RESPONSES = 100000      # until() gives up after this many
+
+    def __init__(self, port, tls=True, timeout=30, ctx=None):
+        self.ctx = ctx or client_context()
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=scaled(timeout))
+        if tls:
+            try:
+                self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
+            except BaseException:
+                self.sock.close()
+                raise
+        self.buf = b""
+        self.transcript = []
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def settimeout(self, t):
+        self.sock.settimeout(scaled(t))
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.transcript.append(b"C: " + data)
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed; transcript:\n" + self.dump())
+        self.buf += chunk
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            if len(self.buf) > self.MAX_LINE:
+                raise AssertionError("no CRLF in %d bytes; transcript:\n%s"
+                                     % (len(self.buf), self.dump()))
+            self._fill()
+        i = self.buf.index(b"\r\n") + 2
+        out, self.buf = self.buf[:i], self.buf[i:]
+        self.transcript.append(b"S: " + out)
+        return out
+
+    def read(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        self.transcript.append(b"S: <%d bytes>" % n)
+        return out
+
+    def response(self):
+        """One response line; literals {n} are read and kept inline."""
+        resp = self.line()
+        for _ in range(self.MAX_RESPONSES):
+            m = re.search(rb"\{(\d+)\}\r\n$", resp)
+            if not m:
+                return resp
+            resp += self.read(int(m.group(1)))
+            resp += self.line()
+        raise AssertionError("too many literals in one response")
+
+    def until(self, tag):
+        """Untagged lines and the tagged line for tag."""
+        if isinstance(tag, str):
+            tag = tag.encode()
+        untagged = []
+        for _ in range(self.MAX_RESPONSES):
+            r = self.response()
+            if r.startswith(tag + b" "):
+                return untagged, r
+            untagged.append(r)
+        raise AssertionError("no tagged %r after %d responses" % (tag, self.MAX_RESPONSES))
+
+    def cmd(self, tag, text):
+        self.send("%s %s\r\n" % (tag, text))
+        return self.until(tag)
+
+    def greeting(self):
+        return self.line()
+
+    def starttls(self, tag="s"):
+        _, r = self.cmd(tag, "STARTTLS")
+        if r != ("%s OK Begin TLS negotiation now\r\n" % tag).encode():
+            raise AssertionError("STARTTLS answered %r; transcript:\n%s" % (r, self.dump()))
+        if self.buf:
+            raise AssertionError("bytes in clear after the STARTTLS answer: %r" % self.buf)
+        self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.transcript.append(b"-- TLS --")
+
+    def rest_until_eof(self, timeout=10):
+        data, how = recv_until_eof(self.sock, scaled(timeout))
+        data = self.buf + data
+        self.buf = b""
+        self.transcript.append(b"S: " + data + b" <" + how.encode() + b">")
+        return data, how
+
+    def dump(self):
+        return "\n".join(repr(t) for t in self.transcript)
+
+
+# ---------------------------------------------------------------- fake backends
+
+_payload_block = None
+_payload_lock = threading.Lock()
+
+
+def payload_block():
+    """1 MiB of deterministic printable bytes; fake payloads repeat it."""
+    global _payload_block
+    with _payload_lock:
+        if _payload_block is None:
+            _payload_block = random.Random(4242).randbytes(1 << 20).translate(_TABLE)
+        return _payload_block
+
+
+def payload_pieces(size):
+    """The first `size` bytes of the endless repetition of payload_block(),
+    as a list of memoryviews of at most 1 MiB."""
+    block = memoryview(payload_block())
+    pieces = []
+    left = size
+    while left > 0:
+        n = min(left, len(block))
+        pieces.append(block[:n])
+        left -= n
+    return pieces
+
+
+def payload_sha256(size):
+    h = hashlib.sha256()
+    for piece in payload_pieces(size):
+        h.update(piece)
+    return h.hexdigest()
+
+
+class FakeServer:
+    """A TCP server on 127.0.0.1 standing in for a backend. Each accepted
+    connection is served by self.serve(conn) (subclasses say how) in a
+    thread of its own; conn has a timeout (conn_timeout seconds per
+    operation), so a handler whose peer went quiet ends by itself.
+
+    It keeps the connections being served, so a test can tell that moat
+    closed its side (wait_idle()), and counts what happened (self.counts,
+    e.g. "accepted", "login_ok", "hangup_login"). stop() ends everything."""
+
+    POLL = 0.2          # the accept loop looks at self.closed this often
+    LIFETIME = 3600     # and ends after this many seconds in any case
+
+    def __init__(self, conn_timeout=60):
+        self.conn_timeout = scaled(conn_timeout)
+        self.port = free_port()
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind((LOOPBACK, self.port))
+        self.srv.listen(128)
+        self.srv.settimeout(self.POLL)
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.counts = {}
+        self.closed = False
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] = self.counts.get(what, 0) + 1
+
+    def get(self, what):
+        with self.lock:
+            return self.counts.get(what, 0)
+
+    def _accept_loop(self):
+        deadline = time.monotonic() + self.LIFETIME
+        while not self.closed and time.monotonic() < deadline:
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(self.conn_timeout)
+            with self.lock:
+                if self.closed:
+                    conn.close()
+                    return
+                self.conns.add(conn)
+                self.counts["accepted"] = self.counts.get("accepted", 0) + 1
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.serve(conn)
+        except (OSError, ValueError, EOFError):
+            pass            # the peer left, or timed out: nothing to do
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.conns.discard(conn)
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    @property
+    def active(self):
+        """Connections whose handler has not finished."""
+        with self.lock:
+            return len(self.conns)
+
+    def wait_idle(self, timeout=10):
+        """Waits until no connection is being served; True if so."""
+        deadline = time.monotonic() + scaled(timeout)
+        while self.active:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self):
+        self.closed = True
+        try:
+            self.srv.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(timeout=5)
+
+    # Helpers for serve().
+
+    @staticmethod
+    def wait_for_eof(conn, limit=1 << 20):
+        """Reads and drops what the peer sends until it closes (or `limit`
+        bytes, or the socket's timeout)."""
+        got = 0
+        while got <= limit:
+            b = conn.recv(65536)
+            if not b:
+                return
+            got += len(b)
+
+    @staticmethod
+    def hang_up(conn):
+        """FIN after everything sent so far (a plain close() with unread
+        input would send RST instead)."""
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        conn.close()
+
+    @staticmethod
+    def send_pieces(conn, pieces):
+        for p in pieces:
+            conn.sendall(p)
+
+    @staticmethod
+    def plain_credentials(blob):
+        """(user, password) from a base64 SASL PLAIN message, or None."""
+        try:
+            parts = base64.b64decode(blob, validate=True).split(b"\0")
+        except ValueError:
+            return None
+        if len(parts) != 3:
+            return None
+        return parts[1], parts[2]
+
+
+class FakeImap(FakeServer):
+    """An IMAP backend that speaks just enough for moat's login and a few
+    commands, and misbehaves on demand.
+
+      greeting=False   accepts and says nothing, ever (until the peer
+                       closes or conn_timeout passes)
+      login="close"    reads the LOGIN or AUTHENTICATE command, then hangs
+                       up without answering; "ok" (default) checks it
+                       against users ({name: password}: OK or NO)
+      login_delay      seconds to wait before answering the login
+
+    After login:
+      FETCH            "* 1 FETCH (BODY[] {fetch_size}" CRLF, the payload
+                       (payload_pieces()), ")" CRLF and OK; with fetch_cut
+                       it hangs up after that many bytes of the literal
+      SLOWBIG          the same with big_size bytes, as fast as the socket
+                       takes them
+      IDLE             "+ idling", then OK after DONE
+      LOGOUT           BYE, OK, hang up; anything else: OK
+    It hangs up when the peer does."""
+
+    CAPS = "IMAP4rev1 AUTH=PLAIN SASL-IR"
+    MAX_COMMANDS = 10000
+
+    def __init__(self, users=None, caps=CAPS, greeting=True, login="ok", login_delay=0,
+                 fetch_size=32 << 20, fetch_cut=None, big_size=64 << 20, conn_timeout=60):
+        self.users = {k.encode(): v.encode()
+                      for k, v in (users or {"fake": "fake-pass"}).items()}
+        self.caps = caps.encode()
+        self.greet = greeting
+        self.login = login
+        self.login_delay = login_delay
+        self.fetch_size = fetch_size
+        self.fetch_cut = fetch_cut
+        self.big_size = big_size
+        super().__init__(conn_timeout)
+
+    def serve(self, conn):
+        if not self.greet:
+            self.wait_for_eof(conn)
+            return
+        f = conn.makefile("rb")
+        conn.sendall(b"* OK [CAPABILITY %s] fake imap ready\r\n" % self.caps)
+        authed = False
+        for _ in range(self.MAX_COMMANDS):
+            line = f.readline(65536)
+            if not line:
+                return
+            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            cmd, _, args = rest.partition(b" ")
+            cmd = cmd.upper()
+            if cmd == b"CAPABILITY":
+                conn.sendall(b"* CAPABILITY %s\r\n%s OK done\r\n" % (self.caps, tag))
+            elif cmd in (b"LOGIN", b"AUTHENTICATE") and not authed:
+                if self.login == "close":
+                    self.count("hangup_login")
+                    self.hang_up(conn)
+                    return
+                creds = self.credentials(conn, f, cmd, args)
+                if self.login_delay:
+                    time.sleep(self.login_delay)
+                if creds is not None and self.users.get(creds[0]) == creds[1]:
+                    authed = True
+                    self.count("login_ok")
+                    conn.sendall(tag + b" OK [CAPABILITY IMAP4rev1 IDLE] fake logged in\r\n")
+                else:
+                    conn.sendall(tag + b" NO [AUTHENTICATIONFAILED] fake says no\r\n")
+            elif cmd == b"LOGOUT":
+                conn.sendall(b"* BYE fake logging out\r\n" + tag + b" OK done\r\n")
+                self.hang_up(conn)
+                return
+            elif cmd == b"NOOP" or not authed:
+                conn.sendall(tag + (b" OK done\r\n" if cmd == b"NOOP" else b" BAD log in first\r\n"))
+            elif cmd in (b"FETCH", b"SLOWBIG"):
+                size = self.fetch_size if cmd == b"FETCH" else self.big_size
+                cut = self.fetch_cut if cmd == b"FETCH" else None
+                if not self.literal(conn, tag, size, cut):
+                    return
+            elif cmd == b"IDLE":
+                conn.sendall(b"+ idling\r\n")
+                if f.readline(65536).rstrip(b"\r\n").upper() != b"DONE":
+                    return
+                conn.sendall(tag + b" OK idle done\r\n")
+            else:
+                conn.sendall(tag + b" OK fake ignores " + cmd + b"\r\n")
+
+    def credentials(self, conn, f, cmd, args):
+        if cmd == b"LOGIN":
+            words = [w.strip(b'"') for w in args.split(b" ")]
+            return tuple(words[:2]) if len(words) == 2 else None
+        mech, _, ir = args.partition(b" ")
+        if mech.upper() != b"PLAIN":
+            return None
+        if not ir:
+            conn.sendall(b"+ \r\n")
+            ir = f.readline(65536).rstrip(b"\r\n")
+        return self.plain_credentials(ir)
+
+    def literal(self, conn, tag, size, cut):
+        """Sends a FETCH response with a size-byte literal; with cut, hangs
+        up after cut bytes of it. True if the whole response went out."""
+        pieces = payload_pieces(size if cut is None else min(cut, size))
+        conn.sendall(b"* 1 FETCH (BODY[] {%d}\r\n" % size)
+        self.send_pieces(conn, pieces)
+        if cut is not None:
+            self.count("hangup_fetch")
+            self.hang_up(conn)
+            return False
+        conn.sendall(b")\r\n" + tag + b" OK fetch done\r\n")
+        self.count("fetch_done")
+        return True
+
+
+class FakePop3(FakeServer):
+    """A POP3 backend with the same knobs as FakeImap (greeting, login,
+    login_delay, users): CAPA lists USER and SASL PLAIN; USER/PASS and AUTH
+    PLAIN (initial response or "+ ") log in; after login STAT and NOOP
+    answer +OK; QUIT says +OK and hangs up."""
+
+    MAX_COMMANDS = 10000
+
+    def __init__(self, users=None, greeting=True, login="ok", login_delay=0, conn_timeout=60):
+        self.users = {k.encode(): v.encode()
+                      for k, v in (users or {"fake": "fake-pass"}).items()}
+        self.greet = greeting
+        self.login = login
+        self.login_delay = login_delay
+        super().__init__(conn_timeout)
+
+    def serve(self, conn):
+        if not self.greet:
+            self.wait_for_eof(conn)
+            return
+        f = conn.makefile("rb")
+        conn.sendall(b"+OK fake pop3 ready\r\n")
+        user = None
+        authed = False
+        for _ in range(self.MAX_COMMANDS):
+            line = f.readline(65536)
+            if not line:
+                return
+            cmd, _, arg = line.rstrip(b"\r\n").partition(b" ")
+            cmd = cmd.upper()
+            if cmd == b"CAPA":
+                conn.sendall(b"+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n")
+            elif cmd == b"QUIT":
+                conn.sendall(b"+OK fake bye\r\n")
+                self.hang_up(conn)
+                return
+            elif authed and cmd in (b"STAT", b"NOOP"):
+                conn.sendall(b"+OK 0 0\r\n" if cmd == b"STAT" else b"+OK\r\n")
+            elif not authed and cmd == b"USER":
+                user = arg
+                conn.sendall(b"+OK send the password\r\n")
+            elif not authed and cmd in (b"PASS", b"AUTH"):
+                if self.login == "close":
+                    self.count("hangup_login")
+                    self.hang_up(conn)
+                    return
+                if cmd == b"PASS":
+                    creds = (user, arg)
+                else:
+                    mech, _, ir = arg.partition(b" ")
+                    if mech.upper() != b"PLAIN":
+                        conn.sendall(b"-ERR fake: unsupported mechanism\r\n")
+                        continue
+                    if not ir:
+                        conn.sendall(b"+ \r\n")
+                        ir = f.readline(65536).rstrip(b"\r\n")
+                    creds = self.plain_credentials(ir)
+                if self.login_delay:
+                    time.sleep(self.login_delay)
+                if creds is not None and self.users.get(creds[0]) == creds[1]:
+                    authed = True
+                    self.count("login_ok")
+                    conn.sendall(b"+OK fake maildrop ready\r\n")
+                else:
+                    conn.sendall(b"-ERR [AUTH] fake says no\r\n")
+            else:
+                conn.sendall(b"-ERR fake: not now\r\n")
+
+
+# ---------------------------------------------------------------- /proc
+
+def proc_rss_kib(pid):
+    """VmRSS of a process in KiB (from /proc/PID/status), or None if it is
+    gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def proc_fd_count(pid):
+    """How many file descriptors a process has open, or None if it is
+    gone."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None

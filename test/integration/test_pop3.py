@@ -791,8 +791,7 @@ class TestPreauthCommands(unittest.TestCase):
 
     def test_auth_response_longer_than_a_command_line(self):
         # AUTH responses are bounded by max_command, not by the 255-octet
-        # command line limit: a 344-octet one (each PLAIN field within 255)
-        # reaches the backend.
+        # command line limit: a 344-octet one reaches the backend.
         start = log_mark()
         c = connect(self, "pop3s")
         blob = plain_b64("demo", "w" * 250)
@@ -815,24 +814,26 @@ class TestPreauthCommands(unittest.TestCase):
 
     def test_max_command_setting(self):
         # pop3s-small: max_command 1k. A 348-octet AUTH response reaches
-        # the backend there (a failed login). A PLAIN message can be at
-        # most 1024 base64 octets (three fields of up to 255), so a longer
-        # response cannot be valid; moat must refuse 1400 octets on
-        # pop3s-small for its length, before decoding it as it does on
-        # pop3s (default 8k): the two refusals differ.
+        # the backend there (a failed login); a 1348-octet one, valid
+        # PLAIN (each field within moat's 1024), is refused by moat for its
+        # length and reaches nothing. On pop3s (default 8k) the same one
+        # goes to the backend.
         start = log_mark()
         r = self.auth_response("pop3s-small", plain_b64("toolong1", "w" * 250))
         self.assertEqual(r, AUTH_FAILED)
         ev = wait_login_events("toolong1", 1, start)
         self.assertEqual(ev[0].get("result"), "failed", ev)
-        junk = b"QUFB" * 350            # base64 of 1050 "A"s: no NULs
-        r_small = self.auth_response("pop3s-small", junk)
-        r_default = self.auth_response("pop3s", junk)
-        for r in (r_small, r_default):
-            self.assertTrue(r.startswith(b"-ERR"), r)
-            self.assertNotEqual(r, AUTH_FAILED)
-        self.assertNotEqual(r_small, r_default,
-                            "max_command = 1k made no difference to a 1400-octet response")
+        blob = plain_b64("toolong2", "w" * 1000)
+        self.assertEqual(len(blob), 1348)
+        r = self.auth_response("pop3s-small", blob)
+        self.assertTrue(r.startswith(b"-ERR"), r)
+        self.assertNotEqual(r, AUTH_FAILED, "the 1348-octet response went to the backend")
+        time.sleep(0.3)
+        self.assertEqual(login_events(MOAT.log()[start:], "toolong2"), [])
+        r = self.auth_response("pop3s", blob)
+        self.assertTrue(r.startswith(b"-ERR"), r)
+        ev = wait_login_events("toolong2", 1, start)
+        self.assertEqual(ev[0].get("result"), "failed", ev)
         # Far over the default max_command (8k).
         r = self.auth_response("pop3s", b"QUFB" * 5000)
         self.assertTrue(r.startswith(b"-ERR"), r)
@@ -890,6 +891,24 @@ class TestPreauthCommands(unittest.TestCase):
         self.assertTrue(c.line().startswith(b"+OK"), c.dump())
         self.assertEqual(c.line(), DOVECOT_LOGGED_IN, c.dump())
         self.assertEqual(c.line(), stat_line("demo"), c.dump())
+
+    def test_pipelined_flood(self):
+        # Far more answers than fit in one write, all queued before moat
+        # has sent any: every one comes, in order.
+        c = connect(self, "pop3s")
+        n = 2000
+        c.send("CAPA\r\n" * n + "AUTH\r\n" + "QUIT\r\n")
+        data, how = c.rest_until_eof(timeout=30)
+        self.assertIn(how, harness.CLOSED)
+        # n CAPA answers, the AUTH list, QUIT's line: n + 2 pieces when
+        # split at the multi-line terminators.
+        answers = data.split(b"\r\n.\r\n")
+        self.assertEqual(len(answers), n + 2, data[-300:])
+        first_capa = answers[0]
+        self.assertTrue(first_capa.startswith(CAPA_OK), first_capa)
+        self.assertEqual(answers[:n], [first_capa] * n)
+        self.assertRegex(answers[n], rb"\A\+OK[^\r\n]*\r\nPLAIN\Z")
+        self.assertRegex(answers[n + 1], rb"\A\+OK[^\r\n]*\r\n\Z")
 
     def test_commands_split_into_single_bytes(self):
         # Every byte in its own write (and its own TLS record).
@@ -1446,6 +1465,22 @@ class TestFailures(unittest.TestCase):
                 ev = wait_login_events("demo", MAX_FAILURES, start)
                 self.assertEqual([e.get("result") for e in ev],
                                  ["failed"] * MAX_FAILURES, ev)
+
+    def test_too_many_failures_pipelined(self):
+        # Commands pipelined behind the last allowed failure (a right
+        # password among them) are never run.
+        start = log_mark()
+        c = connect(self, "pop3s")
+        c.send(("USER demo\r\nPASS %s\r\n" % WRONG) * MAX_FAILURES +
+               "USER demo\r\nPASS %s\r\nSTAT\r\n" % PASSWORDS["demo"])
+        data, how = c.rest_until_eof(timeout=20)
+        self.assertIn(how, harness.CLOSED, (how, data))
+        lines = data.splitlines(keepends=True)
+        self.assertEqual(len(lines), 2 * MAX_FAILURES, c.dump())
+        self.assertEqual(lines[1::2], [AUTH_FAILED] * MAX_FAILURES, c.dump())
+        time.sleep(0.3)
+        ev = login_events(MOAT.log()[start:], "demo")
+        self.assertEqual([e.get("result") for e in ev], ["failed"] * MAX_FAILURES, ev)
 
     def test_failure_delay_grows(self):
         # auth_failure_delay 600ms: the first -ERR comes after >= 600ms,
