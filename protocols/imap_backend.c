@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bline.h"
 #include "sasl.h"
 
 /* Tags moat uses toward the backend. */
@@ -442,9 +443,7 @@ static enum bl_rc line_done(struct imap_blogin *b)
 	struct resp r;
 	enum bl_rc rc;
 
-	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
-		b->line_len--;
-	b->line[b->line_len] = '\0';
+	bline_end(b->line, &b->line_len);
 	parse_resp(b->line, &r);
 	rc = on_line[b->state](b, &r);
 	b->line_len = 0;
@@ -456,14 +455,9 @@ static enum bl_rc line_done(struct imap_blogin *b)
  * over IMAP_BL_LINE_MAX (a final CR may take the spare byte). */
 static enum bl_rc line_byte(struct imap_blogin *b, uint8_t c)
 {
-	if (c == '\0')
-		return finish(b, BL_FAIL, "backend sent a NUL byte");
-	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
-		return finish(b, BL_FAIL, "backend sent a CR without LF");
-	if (b->line_len >= IMAP_BL_LINE_MAX && !(b->line_len == IMAP_BL_LINE_MAX && c == '\r'))
-		return finish(b, BL_FAIL, "backend line too long");
-	b->line[b->line_len++] = (char)c;
-	return BL_NEED_MORE;
+	const char *why = bline_byte(b->line, &b->line_len, IMAP_BL_LINE_MAX, c);
+
+	return why ? finish(b, BL_FAIL, why) : BL_NEED_MORE;
 }
 
 enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,

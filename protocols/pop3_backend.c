@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bline.h"
 #include "sasl.h"
 
 /* Longest PLAIN message: authzid NUL user NUL password. */
@@ -421,9 +422,7 @@ static enum bl_rc line_done(struct pop3_blogin *b)
 	struct resp r;
 	enum bl_rc rc;
 
-	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
-		b->line_len--;
-	b->line[b->line_len] = '\0';
+	bline_end(b->line, &b->line_len);
 	parse_resp(b->line, &r);
 	rc = on_line[b->state](b, &r);
 	b->line_len = 0;
@@ -435,14 +434,9 @@ static enum bl_rc line_done(struct pop3_blogin *b)
  * may take the spare byte). */
 static enum bl_rc line_byte(struct pop3_blogin *b, uint8_t c)
 {
-	if (c == '\0')
-		return finish(b, BL_FAIL, "backend sent a NUL byte");
-	if (b->line_len > 0 && b->line[b->line_len - 1] == '\r')
-		return finish(b, BL_FAIL, "backend sent a CR without LF");
-	if (b->line_len >= POP3_BL_LINE_MAX && !(b->line_len == POP3_BL_LINE_MAX && c == '\r'))
-		return finish(b, BL_FAIL, "backend line too long");
-	b->line[b->line_len++] = (char)c;
-	return BL_NEED_MORE;
+	const char *why = bline_byte(b->line, &b->line_len, POP3_BL_LINE_MAX, c);
+
+	return why ? finish(b, BL_FAIL, why) : BL_NEED_MORE;
 }
 
 enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, size_t *used)
