@@ -325,7 +325,6 @@ void preauth_input(struct sess *s, const uint8_t *p, size_t n)
 void preauth_client_input(struct sess *s)
 {
 	struct worker *w = s->w;
-	char e[128];
 
 	while (!s->closing && s->state == SESS_PREAUTH && !s->client_paused) {
 		ssize_t n = tls_read(s->tls, w->pbuf, w->cfg->buffer_size);
@@ -336,9 +335,7 @@ void preauth_client_input(struct sess *s)
 			return;
 		}
 		if (n < 0) {
-			log_msg(LOG_LVL_INFO, "event=tls_error listener=%s error=%s", s->l->name,
-			        log_quote(e, sizeof e, tls_strerror((int)n, e, sizeof e)));
-			sess_close(s, "TLS error from client");
+			sess_tls_failed(s, (int)n, "tls_error", "TLS error from client");
 			return;
 		}
 		s->bytes_in += (uint64_t)n;

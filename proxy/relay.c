@@ -38,7 +38,6 @@ static int capf_emit(void *ctx, const uint8_t *p, size_t n)
 static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct sess *s = st->data;
-	char e[128];
 	int rc;
 
 	if (nread == 0 || s->closing)
@@ -57,9 +56,7 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (s->closing)
 		return;
 	if (rc < 0) {
-		log_msg(LOG_LVL_INFO, "event=tls_error listener=%s error=%s", s->l->name,
-		        log_quote(e, sizeof e, tls_strerror(rc, e, sizeof e)));
-		sess_close(s, "TLS write failed");
+		sess_tls_failed(s, rc, "tls_error", "TLS write failed");
 		return;
 	}
 	if (outq_pending(&s->to_client) > s->w->cfg->max_pending) {
@@ -107,7 +104,6 @@ void relay_client_eof(struct sess *s)
 void relay_client_input(struct sess *s)
 {
 	struct worker *w = s->w;
-	char e[128];
 
 	while (!s->closing) {
 		ssize_t n = tls_read(s->tls, w->pbuf, w->cfg->buffer_size);
@@ -118,9 +114,7 @@ void relay_client_input(struct sess *s)
 			break;
 		}
 		if (n < 0) {
-			log_msg(LOG_LVL_INFO, "event=tls_error listener=%s error=%s", s->l->name,
-			        log_quote(e, sizeof e, tls_strerror((int)n, e, sizeof e)));
-			sess_close(s, "TLS error from client");
+			sess_tls_failed(s, (int)n, "tls_error", "TLS error from client");
 			break;
 		}
 		s->bytes_in += (uint64_t)n;

@@ -265,6 +265,17 @@ static int tls_send(void *ctx, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+void sess_tls_failed(struct sess *s, int err, const char *event, const char *reason)
+{
+	char p[64], e[128], q[160];
+
+	log_msg(LOG_LVL_INFO, "event=%s listener=%s client=%s error=%s", event, s->l->name,
+	        sess_peer(s, p, sizeof p), log_quote(q, sizeof q, tls_strerror(err, e, sizeof e)));
+	/* the alert mbedTLS staged goes out before the connection closes */
+	sess_tls_flush(s);
+	sess_finish(s, reason);
+}
+
 void sess_tls_flush(struct sess *s)
 {
 	struct worker *w = s->w;
@@ -320,17 +331,14 @@ static int stash_unread(struct sess *s)
 /* Advances the handshake with the bytes lent to the TLS layer. */
 static void handshake_step(struct sess *s)
 {
-	char e[128], p[64];
+	char p[64];
 	int rc = tls_handshake(s->tls);
 
 	sess_tls_flush(s);
 	if (s->closing || rc == TLS_AGAIN)
 		return;
 	if (rc < 0) {
-		log_msg(LOG_LVL_INFO, "event=handshake_failed listener=%s client=%s error=%s",
-		        s->l->name, sess_peer(s, p, sizeof p),
-		        log_quote(e, sizeof e, tls_strerror(rc, e, sizeof e)));
-		sess_close(s, "TLS handshake failed");
+		sess_tls_failed(s, rc, "handshake_failed", "TLS handshake failed");
 		return;
 	}
 	s->tls_up = 1;
@@ -485,12 +493,14 @@ void sess_accept(struct worker_listener *wl)
 	uv_tcp_nodelay(&s->client, 1);
 	uv_tcp_keepalive(&s->client, 1, 120);
 	outq_init(&s->to_client, (uv_stream_t *)&s->client, on_client_drained);
+	uv_update_time(&w->loop);   /* timeouts count from now, not the loop's start */
 	s->start_ms = uv_now(&w->loop);
 	s->next = w->sessions;
 	if (w->sessions)
 		w->sessions->prev = s;
 	w->sessions = s;
-	w->nsessions++;
+	if (++w->nsessions > w->peak_sessions)
+		w->peak_sessions = w->nsessions;
 	if (s->l->tls == CFG_TLS_STARTTLS) {
 		/* in clear until STARTTLS: moat greets and holds the dialogue */
 		if (preauth_begin(s) != 0) {

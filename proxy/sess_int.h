@@ -69,6 +69,7 @@ void sess_enter(struct sess *s, enum sess_state st);
 void sess_close(struct sess *s, const char *reason);
 void sess_finish(struct sess *s, const char *reason);
 void sess_tls_flush(struct sess *s);
+void sess_tls_failed(struct sess *s, int err, const char *event, const char *reason);
 void sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void sess_client_resume(struct sess *s);
 void sess_send(struct sess *s, const void *p, size_t n);

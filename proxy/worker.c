@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@
 #include "sess.h"
 
 #define LISTEN_BACKLOG 511
+#define HOUSEKEEPING_MS 2000
+/* Sessions gone since the peak before freed memory goes back to the OS. */
+#define TRIM_AFTER 64
 
 /* Opens one listening socket with SO_REUSEPORT so every worker can bind
  * the same address and the kernel spreads connections among them
@@ -50,6 +54,18 @@ static void on_connection(uv_stream_t *server, int status)
 	sess_accept(wl);
 }
 
+/* Every few seconds: after a burst of sessions has ended (a flood of
+ * handshakes, a mass reconnect), give their freed TLS buffers back to the
+ * system, so moat's memory returns to what the live sessions need. */
+static void on_housekeeping(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	if (w->peak_sessions >= w->nsessions + TRIM_AFTER)
+		malloc_trim(0);
+	w->peak_sessions = w->nsessions;
+}
+
 /* Runs in the worker when main asked it to stop: no new connections, end
  * every session; the loop returns once every handle is closed. */
 static void on_wake(uv_async_t *a)
@@ -67,6 +83,7 @@ static void on_wake(uv_async_t *a)
 		sess_shutdown(s);
 	}
 	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_close((uv_handle_t *)&w->housekeeping, NULL);
 }
 
 int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
@@ -95,6 +112,9 @@ int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
 	}
 	uv_async_init(&w->loop, &w->wake, on_wake);
 	w->wake.data = w;
+	uv_timer_init(&w->loop, &w->housekeeping);
+	w->housekeeping.data = w;
+	uv_timer_start(&w->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct worker_listener *wl = &w->listeners[i];
 		const struct cfg_listener *l = &cfg->listeners[i];
@@ -124,6 +144,7 @@ fail_loop:
 	for (i = 0; i < w->nlisteners; i++)
 		uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_close((uv_handle_t *)&w->housekeeping, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
 fail:

@@ -52,6 +52,8 @@ struct worker {
 	size_t nlisteners;
 	struct sess *sessions;        /* live sessions, for shutdown */
 	size_t nsessions;
+	size_t peak_sessions;         /* since the last memory trim */
+	uv_timer_t housekeeping;
 	int stopping;                 /* set by the worker after a stop request */
 	atomic_int stop_requested;    /* written by main, read after uv_async */
 	/* buffers lent to sessions, each cfg->buffer_size bytes */
