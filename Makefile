@@ -3,8 +3,13 @@
 #   make            build build/moat (installs missing Debian packages as
 #                   root, builds mbedTLS 3.6 once into build/mbedtls)
 #   make test       unit tests (cmocka) and integration tests (real Dovecot,
-#                   real clients)
+#                   real clients), then the same under ASan+UBSan, the
+#                   pre-auth integration tests under valgrind, and each
+#                   fuzzer for FUZZ_CI_TIME seconds
 #   make run        demo: throwaway Dovecot + moat on 10993/10995
+#   make fuzz       build the libFuzzer targets (test/fuzz/, clang) and run
+#                   each for FUZZ_TIME seconds (default 60), one after the
+#                   other; make fuzz-build only builds them
 #   make clean      remove build/ except the cached mbedTLS
 #
 # Options: MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
@@ -27,7 +32,7 @@ ifeq ($(MBEDTLS),system)
   MBEDTLS_LIBS   := -lmbedtls -lmbedx509 -lmbedcrypto
   MBEDTLS_DEP    :=
 else
-  MBEDTLS_DIR    := $(BUILD)/mbedtls
+  MBEDTLS_DIR    := build/mbedtls
   MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"'
   MBEDTLS_LIBS   := $(MBEDTLS_DIR)/lib/libmbedtls.a $(MBEDTLS_DIR)/lib/libmbedx509.a \
                     $(MBEDTLS_DIR)/lib/libmbedcrypto.a
@@ -57,7 +62,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEPS_STAMP := $(BUILD)/.deps-build
 TDEPS_STAMP := $(BUILD)/.deps-test
 
-.PHONY: all deps test unit integration run clean distclean
+.PHONY: all deps test unit integration run clean distclean test-asan test-valgrind
 all: $(BUILD)/moat
 
 # Debian packages: checked on every make (fast when all are present).
@@ -71,8 +76,8 @@ $(TDEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh test
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/mbedtls/stamp: tls/mbedtls_config.h scripts/mbedtls.sh | $(DEPS_STAMP)
-	@CC="$(CC)" MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh $(BUILD)/mbedtls tls/mbedtls_config.h
+build/mbedtls/stamp: tls/mbedtls_config.h scripts/mbedtls.sh | $(DEPS_STAMP)
+	@MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh build/mbedtls tls/mbedtls_config.h
 
 $(OBJDIR)/%.o: %.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -96,8 +101,23 @@ $(BUILD)/test/%: test/unit/%.c $(LIBMOAT) | $(TDEPS_STAMP)
 
 # Tests: deps for testing (Dovecot, curl, ...) first, then unit, then
 # integration. Unit tests print cmocka's summary; integration prints
-# "N passed, N failed".
-test: unit integration
+# "N passed, N failed". Then the whole suite again against an ASan+UBSan
+# build (build/asan, clang), the pre-auth integration tests with moat
+# under valgrind, and every fuzzer briefly.
+FUZZ_CI_TIME ?= 60
+test: unit integration test-asan test-valgrind
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_CI_TIME)
+
+test-asan: | $(TDEPS_STAMP)
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CC=clang unit
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CC=clang build/asan/moat
+	MOAT=build/asan/moat python3 test/integration/run.py
+
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --num-callers=30
+test-valgrind: $(BUILD)/moat | $(TDEPS_STAMP)
+	MOAT_TIMEOUT_SCALE=5 MOAT_WRAPPER="$(VALGRIND)" python3 test/integration/run.py \
+	    test_imap. test_pop3.
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -109,8 +129,58 @@ run: $(BUILD)/moat
 	@scripts/deps.sh run
 	scripts/demo.sh
 
+# Fuzzing: libFuzzer targets, each linked with the sources it exercises
+# compiled by clang with the same sanitizers and coverage (not libmoat.a,
+# which is gcc's and holds libuv/mbedTLS code). scripts/fuzz.sh runs them
+# on copies of the seed corpora (build/fuzz/corpus-TARGET, kept between
+# runs), prints one line per target and fails on any crash, leak, timeout
+# or out-of-memory; the input is saved in build/fuzz/artifacts/.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra \
+                -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+                -Wno-unused-parameter -fno-strict-aliasing \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := fuzz_imap_parse fuzz_pop3_parse fuzz_sasl fuzz_cfg fuzz_preauth
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+FDEPS_STAMP  := $(BUILD)/.deps-fuzz
+
+fuzz_imap_parse_SRCS := protocols/imap_parse.c
+fuzz_pop3_parse_SRCS := protocols/pop3_parse.c
+fuzz_sasl_SRCS       := protocols/sasl.c
+fuzz_cfg_SRCS        := proxy/cfg.c
+fuzz_cfg_LIBS        := -linih
+fuzz_preauth_SRCS    := $(wildcard protocols/*.c)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+$(FDEPS_STAMP): scripts/deps.sh
+	@scripts/deps.sh fuzz
+	@mkdir -p $(BUILD) && touch $@
+
+# Coverage for libFuzzer in every object; its main() only in the link.
+$(FUZZ_DIR)/obj/%.o: %.c | $(FDEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(INCLUDES) -Itest/fuzz -MMD -MP \
+	    -c $< -o $@
+
+define fuzz_link
+$(FUZZ_DIR)/$(1): $(FUZZ_DIR)/obj/test/fuzz/$(1).o $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$($(1)_SRCS))
+	@echo "  LINK    $$@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $($(1)_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_link,$(t))))
+
+-include $(wildcard $(FUZZ_DIR)/obj/*/*.d $(FUZZ_DIR)/obj/*/*/*.d)
+
 clean:
-	rm -rf $(OBJDIR) $(BUILD)/test $(BUILD)/moat $(LIBMOAT) $(BUILD)/.deps-*
+	rm -rf $(OBJDIR) $(BUILD)/test $(BUILD)/moat $(LIBMOAT) $(BUILD)/.deps-* $(FUZZ_DIR)
 
 distclean:
 	rm -rf $(BUILD)

@@ -1,20 +1,26 @@
 #!/bin/sh
-# Installs the Debian packages moat needs to build (and, with "test" or
-# "run", to test or demo), only those missing. Idempotent and quiet when
-# nothing is missing. Needs root only when something must be installed.
+# Installs the Debian packages moat needs to build (and, with "test",
+# "run" or "fuzz", to test, demo or fuzz), only those missing. Idempotent
+# and quiet when nothing is missing. Needs root only when something must
+# be installed.
 #
-#   scripts/deps.sh build|test|run|bench
+#   scripts/deps.sh build|test|run|fuzz|bench
 set -eu
 
 what=${1:-build}
 
 pkgs_build="gcc make libc6-dev pkg-config libuv1-dev libinih-dev dpkg-dev bzip2 xz-utils python3 apt"
 pkgs_test="libcmocka-dev dovecot-imapd dovecot-pop3d curl openssl valgrind procps isync fetchmail"
+# clang with its sanitizer runtimes; on Debian 12 libFuzzer comes with
+# libclang-rt-14-dev (make fuzz; make test runs the fuzzers briefly)
+pkgs_fuzz="clang libclang-rt-14-dev"
 
 case $what in
 build) want=$pkgs_build ;;
-test|run) want="$pkgs_build $pkgs_test" ;;
-*) echo "deps.sh: unknown set '$what' (build|test|run)" >&2; exit 2 ;;
+test) want="$pkgs_build $pkgs_test $pkgs_fuzz" ;;
+run) want="$pkgs_build $pkgs_test" ;;
+fuzz) want="$pkgs_build $pkgs_fuzz" ;;
+*) echo "deps.sh: unknown set '$what' (build|test|run|fuzz)" >&2; exit 2 ;;
 esac
 
 missing=
