@@ -23,6 +23,7 @@
 #ifndef MOAT_DLG_H
 #define MOAT_DLG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,5 +70,9 @@ struct dlg_cred {
 	size_t authzid_len, user_len, pass_len;
 	const char *mech;             /* "LOGIN", "PLAIN", "USER", ... for logs */
 };
+
+/* Appends formatted text to a reply buffer of size bytes holding *len;
+ * what does not fit is cut (replies are short: every one fits). */
+void dlg_putv(char *out, size_t size, size_t *len, const char *fmt, va_list ap);
 
 #endif /* MOAT_DLG_H */

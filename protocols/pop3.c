@@ -38,22 +38,15 @@ struct command {
 	cmd_fn run;
 };
 
-/* Appends formatted text to out (replies are short; truncation is safe
- * because every reply fits: the longest is the capability list). */
+/* Appends formatted text to out. */
 __attribute__((format(printf, 2, 3)))
 static void put(struct pop3_dlg *d, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (d->out_len >= sizeof d->out - 1)
-		return;
 	va_start(ap, fmt);
-	n = vsnprintf(d->out + d->out_len, sizeof d->out - d->out_len, fmt, ap);
+	dlg_putv(d->out, sizeof d->out, &d->out_len, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		d->out_len += (size_t)n < sizeof d->out - d->out_len ? (size_t)n
-		                                                    : sizeof d->out - d->out_len - 1;
 }
 
 /* Whether TLS protects the client connection (or the listener is TLS-only). */
