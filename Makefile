@@ -33,7 +33,8 @@ ifeq ($(MBEDTLS),system)
   MBEDTLS_DEP    :=
 else
   MBEDTLS_DIR    := build/mbedtls
-  MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"'
+  MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"' \
+                    -DMOAT_MBEDTLS_BUNDLED
   MBEDTLS_LIBS   := $(MBEDTLS_DIR)/lib/libmbedtls.a $(MBEDTLS_DIR)/lib/libmbedx509.a \
                     $(MBEDTLS_DIR)/lib/libmbedcrypto.a
   MBEDTLS_DEP    := $(MBEDTLS_DIR)/stamp
@@ -76,7 +77,7 @@ $(TDEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh test
 	@mkdir -p $(BUILD) && touch $@
 
-build/mbedtls/stamp: tls/mbedtls_config.h scripts/mbedtls.sh | $(DEPS_STAMP)
+build/mbedtls/stamp: tls/mbedtls_config.h scripts/mbedtls.sh $(wildcard tls/patches/*.patch) | $(DEPS_STAMP)
 	@MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh build/mbedtls tls/mbedtls_config.h
 
 $(OBJDIR)/%.o: %.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
@@ -149,7 +150,7 @@ FDEPS_STAMP  := $(BUILD)/.deps-fuzz
 fuzz_imap_parse_SRCS := protocols/imap_parse.c
 fuzz_pop3_parse_SRCS := protocols/pop3_parse.c
 fuzz_sasl_SRCS       := protocols/sasl.c
-fuzz_cfg_SRCS        := proxy/cfg.c
+fuzz_cfg_SRCS        := proxy/cfg.c tls/tls_names.c
 fuzz_cfg_LIBS        := -linih
 fuzz_preauth_SRCS    := $(wildcard protocols/*.c)
 

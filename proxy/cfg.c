@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #define CFG_MAX_FILE     (1024 * 1024)   /* bytes */
-#define CFG_MAX_KEYS     16              /* keys in the largest section */
+#define CFG_MAX_KEYS     24              /* keys in the largest section */
 #define CFG_MAX_NAME     64              /* listener name length */
 #define CFG_MAX_WORKERS  256
 #define CFG_SHOW         80              /* bytes of a value quoted in a message */
@@ -47,6 +47,8 @@
 _Static_assert(sizeof(enum cfg_proto) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_client_cert) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_key_perms) == sizeof(int), "enum size");
 
 /* Results of the number readers below. */
 enum { NUM_OK = 0, NUM_BAD = -1, NUM_BIG = -2 };
@@ -84,7 +86,7 @@ typedef int (*key_setter)(const struct keydef *k, const char *v, void *field,
 struct keydef {
 	const char *name;
 	key_setter set;
-	size_t off;                   /* of the field in struct cfg or cfg_listener */
+	size_t off;                   /* of the field in struct cfg, cfg_listener, cfg_cert */
 	int required;
 	uint32_t min, max;            /* for numbers */
 	const char *const *words;     /* for word values; index = enum value */
@@ -92,7 +94,7 @@ struct keydef {
 
 struct sectdef {
 	const char *word;
-	int named;                    /* [listener NAME] */
+	int named;                    /* [listener NAME], [certificate NAME] */
 	const struct keydef *keys;
 	size_t nkeys;
 };
@@ -100,6 +102,12 @@ struct sectdef {
 /* A [listener NAME] while the file is read. */
 struct ldraft {
 	struct cfg_listener l;
+	struct sect s;
+};
+
+/* A [certificate NAME] while the file is read. */
+struct cdraft {
+	struct cfg_cert c;
 	struct sect s;
 };
 
@@ -116,11 +124,13 @@ struct parser {
 	int first_syntax;             /* first syntax error line, 0 = none */
 	enum cur_state cur;
 	const struct sectdef *cur_def;
-	size_t cur_listener;
+	size_t cur_named;             /* the draft the keys go to, in ls or cs */
 	struct cfg *c;
 	struct sect single[2];        /* [moat], [tls] */
 	struct ldraft *ls;
 	size_t nls, capls;
+	struct cdraft *cs;
+	size_t ncs, capcs;
 	struct problems probs;
 };
 
@@ -128,8 +138,12 @@ static const char *const log_words[] = { "error", "warn", "info", "debug", NULL 
 static const char *const proto_words[] = { "imap", "pop3", NULL };
 static const char *const tls_words[] = { "implicit", "starttls", NULL };
 static const char *const bool_words[] = { "no", "yes", NULL };
+static const char *const version_words[] = { "1.2", "1.3", NULL };
+static const char *const client_cert_words[] = { "none", "optional", "required", NULL };
+static const char *const keyperm_words[] = { "auto", "strict", "warn", NULL };
 
-_Static_assert(CFG_LOG_DEBUG == 3 && CFG_PROTO_POP3 == 1 && CFG_TLS_STARTTLS == 1,
+_Static_assert(CFG_LOG_DEBUG == 3 && CFG_PROTO_POP3 == 1 && CFG_TLS_STARTTLS == 1 &&
+               CFG_CLIENT_REQUIRED == 2 && CFG_KEYPERM_WARN == 2,
                "word tables follow the enums");
 
 /* greeting when a listener does not set it, by protocol. */
@@ -581,6 +595,10 @@ static int set_duration(const struct keydef *k, const char *v, void *field, char
 		snprintf(why, whylen, "is too short (min %ums)", (unsigned)k->min);
 		return -1;
 	}
+	if (k->max && n > k->max) {
+		snprintf(why, whylen, "is too long (max %ums)", (unsigned)k->max);
+		return -1;
+	}
 	*(uint32_t *)field = n;
 	return 0;
 }
@@ -669,10 +687,114 @@ static int set_backend(const struct keydef *k, const char *v, void *field, char 
 	return 0;
 }
 
+/* Used by the list setters: the next item of a list separated by ':',
+ * ',' or whitespace; NULL at the end. */
+static const char *next_item(const char **v, size_t *len)
+{
+	const char *s = *v, *e;
+
+	while (*s == ':' || *s == ',' || isspace((unsigned char)*s))
+		s++;
+	if (!*s)
+		return NULL;
+	for (e = s; *e && *e != ':' && *e != ',' && !isspace((unsigned char)*e); e++)
+		;
+	*len = (size_t)(e - s);
+	*v = e;
+	return s;
+}
+
+/* Used by the list setters: id already in list[0..n). */
+static int listed(const uint16_t *list, size_t n, uint16_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == id)
+			return 1;
+	return 0;
+}
+
+/* tls12_ciphers (k->min 0), tls13_ciphers (k->min 1): cipher suite names
+ * of that version, in preference order. */
+static int set_suites(const struct keydef *k, const char *v, void *field, char *why,
+                      size_t whylen)
+{
+	uint16_t list[TLS_MAX_SUITES + 1], id;
+	char names[400];
+	size_t n = 0, len;
+	const char *item;
+	int tls13;
+
+	while ((item = next_item(&v, &len)) != NULL) {
+		if (tls_suite_lookup(item, len, &id, &tls13) < 0) {
+			snprintf(why, whylen, "names '%.*s', not a cipher suite moat offers (%s)",
+			         (int)(len > 64 ? 64 : len), item,
+			         tls_suite_names((int)k->min, names, sizeof names));
+			return -1;
+		}
+		if (tls13 != (int)k->min) {
+			snprintf(why, whylen, "names '%.*s', a TLS %s suite; list it in %s", (int)len,
+			         item, tls13 ? "1.3" : "1.2", tls13 ? "tls13_ciphers" : "tls12_ciphers");
+			return -1;
+		}
+		if (listed(list, n, id)) {
+			snprintf(why, whylen, "names '%.*s' twice", (int)len, item);
+			return -1;
+		}
+		if (n == TLS_MAX_SUITES) {
+			snprintf(why, whylen, "names more than %d suites", TLS_MAX_SUITES);
+			return -1;
+		}
+		list[n++] = id;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "names no cipher suite");
+		return -1;
+	}
+	list[n] = 0;
+	memcpy(field, list, (n + 1) * sizeof *list);
+	return 0;
+}
+
+/* groups: key exchange group names in preference order. */
+static int set_groups(const struct keydef *k, const char *v, void *field, char *why,
+                      size_t whylen)
+{
+	uint16_t list[TLS_MAX_GROUPS + 1], id;
+	char names[100];
+	size_t n = 0, len;
+	const char *item;
+
+	(void)k;
+	while ((item = next_item(&v, &len)) != NULL) {
+		if (tls_group_lookup(item, len, &id) < 0) {
+			snprintf(why, whylen, "names '%.*s', not a group moat offers (%s)",
+			         (int)(len > 64 ? 64 : len), item, tls_group_names(names, sizeof names));
+			return -1;
+		}
+		if (listed(list, n, id)) {
+			snprintf(why, whylen, "names '%.*s' twice", (int)len, item);
+			return -1;
+		}
+		if (n == TLS_MAX_GROUPS) {
+			snprintf(why, whylen, "names more than %d groups", TLS_MAX_GROUPS);
+			return -1;
+		}
+		list[n++] = id;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "names no group");
+		return -1;
+	}
+	list[n] = 0;
+	memcpy(field, list, (n + 1) * sizeof *list);
+	return 0;
+}
+
 /* ---- sections and their keys ---- */
 
 #define CFG_OFF(f)  offsetof(struct cfg, f)
 #define LST_OFF(f)  offsetof(struct cfg_listener, f)
+#define CRT_OFF(f)  offsetof(struct cfg_cert, f)
 #define NKEYS(t)    (sizeof t / sizeof *t)
 
 static const struct keydef moat_keys[] = {
@@ -682,13 +804,31 @@ static const struct keydef moat_keys[] = {
 	{ "max_pending", set_size, CFG_OFF(max_pending), 0, 16384, 64 * 1048576, NULL },
 };
 
+enum { TK_CERT, TK_KEY };
+
 static const struct keydef tls_keys[] = {
-	{ "certificate", set_string, CFG_OFF(certificate), 1, 0, 0, NULL },
-	{ "key", set_string, CFG_OFF(key), 1, 0, 0, NULL },
+	[TK_CERT] = { "certificate", set_string, CFG_OFF(certificate), 1, 0, 0, NULL },
+	[TK_KEY] = { "key", set_string, CFG_OFF(key), 1, 0, 0, NULL },
+	{ "min_version", set_word, CFG_OFF(min_tls13), 0, 0, 0, version_words },
+	{ "tls12_ciphers", set_suites, CFG_OFF(tls12_ciphers), 0, 0, 0, NULL },
+	{ "tls13_ciphers", set_suites, CFG_OFF(tls13_ciphers), 0, 1, 0, NULL },
+	{ "groups", set_groups, CFG_OFF(groups), 0, 0, 0, NULL },
+	{ "prefer_server_ciphers", set_word, CFG_OFF(prefer_server_ciphers), 0, 0, 0, bool_words },
+	{ "session_tickets", set_word, CFG_OFF(session_tickets), 0, 0, 0, bool_words },
+	/* RFC 8446 4.6.1: at most 7 days */
+	{ "ticket_lifetime", set_duration, CFG_OFF(ticket_lifetime_ms), 0, 60000, 604800000, NULL },
+	{ "key_permissions", set_word, CFG_OFF(key_permissions), 0, 0, 0, keyperm_words },
+	{ "expiry_warning_days", set_count, CFG_OFF(expiry_warning_days), 0, 0, 3650, NULL },
+};
+
+static const struct keydef cert_keys[] = {
+	[TK_CERT] = { "certificate", set_string, CRT_OFF(certificate), 1, 0, 0, NULL },
+	[TK_KEY] = { "key", set_string, CRT_OFF(key), 1, 0, 0, NULL },
 };
 
 enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE,
-       LK_GREETING, LK_CAPS, LK_TRANSPARENT, LK_MAXCMD, LK_PREAUTH, LK_FAILDELAY, LK_MAXFAIL };
+       LK_GREETING, LK_CAPS, LK_TRANSPARENT, LK_MAXCMD, LK_PREAUTH, LK_FAILDELAY, LK_MAXFAIL,
+       LK_CERTS, LK_CLIENTCERT, LK_CLIENTCA };
 
 static const struct keydef listener_keys[] = {
 	[LK_ADDRESS] = { "address", set_listen, LST_OFF(address), 1, 0, 0, NULL },
@@ -710,58 +850,111 @@ static const struct keydef listener_keys[] = {
 	                   0, 0, NULL },
 	[LK_MAXFAIL] = { "max_auth_failures", set_count, LST_OFF(max_auth_failures), 0, 1, 100,
 	                 NULL },
+	[LK_CERTS] = { "certificates", set_string, LST_OFF(certificates), 0, 0, 0, NULL },
+	[LK_CLIENTCERT] = { "client_certificate", set_word, LST_OFF(client_certificate), 0, 0, 0,
+	                    client_cert_words },
+	[LK_CLIENTCA] = { "client_ca", set_string, LST_OFF(client_ca), 0, 0, 0, NULL },
 };
 
 _Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KEYS &&
                NKEYS(listener_keys) <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
 
 /* The first two have one struct sect each in parser.single[]. */
-enum { SECT_MOAT, SECT_TLS, SECT_LISTENER };
+enum { SECT_MOAT, SECT_TLS, SECT_LISTENER, SECT_CERT };
 
 static const struct sectdef sectdefs[] = {
 	[SECT_MOAT] = { "moat", 0, moat_keys, NKEYS(moat_keys) },
 	[SECT_TLS] = { "tls", 0, tls_keys, NKEYS(tls_keys) },
 	[SECT_LISTENER] = { "listener", 1, listener_keys, NKEYS(listener_keys) },
+	[SECT_CERT] = { "certificate", 1, cert_keys, NKEYS(cert_keys) },
 };
+
+/* The name of the i-th section of a named kind, NULL when it has none. */
+static const char *named_name(const struct parser *p, const struct sectdef *d, size_t i)
+{
+	if (d == &sectdefs[SECT_LISTENER])
+		return i < p->nls ? p->ls[i].l.name : NULL;
+	return i < p->ncs ? p->cs[i].c.name : NULL;
+}
 
 /* Used in messages: "[tls]" or "[listener imaps]" for the section in use. */
 static const char *section_label(const struct parser *p, const struct sectdef *d, size_t li,
                                  char *buf, size_t len)
 {
 	if (d->named)
-		snprintf(buf, len, "[%s %s]", d->word, p->ls[li].l.name);
+		snprintf(buf, len, "[%s %s]", d->word, named_name(p, d, li));
 	else
 		snprintf(buf, len, "[%s]", d->word);
 	return buf;
 }
 
-/* Runs for a [listener NAME] header: checks NAME; returns -1 when the
- * section is to be ignored (a second [listener NAME]). */
-static int check_listener_name(struct parser *p, const char *name, size_t n)
+/* Runs for a [listener NAME] or [certificate NAME] header: checks NAME;
+ * returns -1 when the section is to be ignored (a second one by NAME). */
+static int check_section_name(struct parser *p, const struct sectdef *d, const char *name,
+                              size_t n)
 {
+	const char *other;
+
 	if (n == 0) {
-		problem(p, p->line, "[listener] needs a name, e.g. [listener imaps]");
+		problem(p, p->line, "[%s] needs a name, e.g. [%s %s]", d->word, d->word,
+		        d == &sectdefs[SECT_LISTENER] ? "imaps" : "rsa");
 		return 0;
 	}
 	if (n > CFG_MAX_NAME) {
-		problem(p, p->line, "listener name is longer than %d characters", CFG_MAX_NAME);
+		problem(p, p->line, "%s name is longer than %d characters", d->word, CFG_MAX_NAME);
 		return 0;
 	}
-	for (size_t i = 0; i < p->nls; i++) {
-		if (strlen(p->ls[i].l.name) == n && memcmp(p->ls[i].l.name, name, n) == 0) {
-			problem(p, p->line, "duplicate section [listener %.*s] (first at line %d)",
-			        (int)n, name, p->ls[i].l.line);
+	if (d == &sectdefs[SECT_CERT] && n == 7 && memcmp(name, "default", 7) == 0) {
+		problem(p, p->line, "[certificate default] is [tls]'s certificate and key; "
+		        "choose another name");
+		return -1;
+	}
+	for (size_t i = 0; (other = named_name(p, d, i)) != NULL; i++) {
+		if (strlen(other) == n && memcmp(other, name, n) == 0) {
+			problem(p, p->line, "duplicate section [%s %.*s] (first at line %d)", d->word,
+			        (int)n, name, d == &sectdefs[SECT_LISTENER] ? p->ls[i].l.line
+			                                                    : p->cs[i].c.line);
 			return -1;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)name[i];
 		if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-') {
-			problem(p, p->line, "listener name '%.*s' may only use A-Z a-z 0-9 _ . -",
+			problem(p, p->line, "%s name '%.*s' may only use A-Z a-z 0-9 _ . -", d->word,
 			        (int)n, name);
 			break;
 		}
 	}
+	return 0;
+}
+
+/* Runs for a [certificate NAME] header: adds one, empty. */
+static int open_certificate(struct parser *p, const char *name, size_t n)
+{
+	struct cdraft *d;
+
+	if (check_section_name(p, &sectdefs[SECT_CERT], name, n) < 0)
+		return -1;
+	if (p->ncs == p->capcs) {
+		size_t cap = p->capcs ? p->capcs * 2 : 4;
+		struct cdraft *v = realloc(p->cs, cap * sizeof *v);
+		if (!v) {
+			p->probs.oom = 1;
+			return -1;
+		}
+		p->cs = v;
+		p->capcs = cap;
+	}
+	d = &p->cs[p->ncs];
+	memset(d, 0, sizeof *d);
+	d->c.name = strndup(name, n);
+	if (!d->c.name) {
+		p->probs.oom = 1;
+		return -1;
+	}
+	d->c.line = p->line;
+	d->s.line = p->line;
+	p->cur_named = p->ncs++;
 	return 0;
 }
 
@@ -770,7 +963,7 @@ static int open_listener(struct parser *p, const char *name, size_t n)
 {
 	struct ldraft *d;
 
-	if (check_listener_name(p, name, n) < 0)
+	if (check_section_name(p, &sectdefs[SECT_LISTENER], name, n) < 0)
 		return -1;
 	if (p->nls == p->capls) {
 		size_t cap = p->capls ? p->capls * 2 : 4;
@@ -799,7 +992,7 @@ static int open_listener(struct parser *p, const char *name, size_t n)
 	d->l.auth_failure_delay_ms = 2 * 1000;
 	d->l.max_auth_failures = 3;
 	d->s.line = p->line;
-	p->cur_listener = p->nls++;
+	p->cur_named = p->nls++;
 	return 0;
 }
 
@@ -846,7 +1039,8 @@ static void open_section(struct parser *p, const char *text, size_t n)
 			problem(p, p->line, "section [%s] takes no name", d->word);
 			return;
 		}
-		if (d->named ? open_listener(p, rest, rlen) : open_single(p, (int)i))
+		if (i == SECT_LISTENER ? open_listener(p, rest, rlen)
+		    : i == SECT_CERT ? open_certificate(p, rest, rlen) : open_single(p, (int)i))
 			return;
 		p->cur = CUR_SECTION;
 		p->cur_def = d;
@@ -946,17 +1140,26 @@ static char *line_reader(char *str, int num, void *stream)
 static void set_key(struct parser *p, const char *name, const char *value)
 {
 	const struct sectdef *d = p->cur_def;
-	int listener = d->named;
-	struct sect *s = listener ? &p->ls[p->cur_listener].s : &p->single[d - sectdefs];
-	void *base = listener ? (void *)&p->ls[p->cur_listener].l : (void *)p->c;
+	struct sect *s;
+	void *base;
 	char label[96], why[160];
 	const struct keydef *k = NULL;
 	size_t i;
 
+	if (d == &sectdefs[SECT_LISTENER]) {
+		s = &p->ls[p->cur_named].s;
+		base = &p->ls[p->cur_named].l;
+	} else if (d == &sectdefs[SECT_CERT]) {
+		s = &p->cs[p->cur_named].s;
+		base = &p->cs[p->cur_named].c;
+	} else {
+		s = &p->single[d - sectdefs];
+		base = p->c;
+	}
 	for (i = 0; i < d->nkeys && !k; i++)
 		if (strcmp(d->keys[i].name, name) == 0)
 			k = &d->keys[i];
-	section_label(p, d, p->cur_listener, label, sizeof label);
+	section_label(p, d, p->cur_named, label, sizeof label);
 	if (!k) {
 		problem(p, p->line, "unknown key '%.64s' in %s", name, label);
 		return;
@@ -1017,13 +1220,77 @@ static void check_required(struct parser *p, const struct sectdef *d, const stru
 	}
 }
 
-/* Check: [tls] is there with its keys. */
+/* Check: [tls] is there with its keys; each [certificate NAME] has its. */
 static void check_tls(struct parser *p)
 {
 	if (!p->single[SECT_TLS].line)
 		problem(p, 0, "missing [tls] section");
 	else
 		check_required(p, &sectdefs[SECT_TLS], &p->single[SECT_TLS], 0);
+	for (size_t i = 0; i < p->ncs; i++)
+		check_required(p, &sectdefs[SECT_CERT], &p->cs[i].s, i);
+}
+
+/* Used by check_listener_tls(): index of certificate NAME in cfg->certs
+ * (0 is [tls]'s, "default"), or -1. */
+static long cert_index(const struct parser *p, const char *name, size_t len)
+{
+	if (len == 7 && memcmp(name, "default", 7) == 0)
+		return 0;
+	for (size_t i = 0; i < p->ncs; i++)
+		if (strlen(p->cs[i].c.name) == len && memcmp(p->cs[i].c.name, name, len) == 0)
+			return (long)i + 1;
+	return -1;
+}
+
+/* Check: a listener's certificates name known sections (default: all of
+ * them, [tls]'s first), and a client certificate needs a CA to check it. */
+static void check_listener_tls(struct parser *p)
+{
+	for (size_t i = 0; i < p->nls; i++) {
+		struct cfg_listener *l = &p->ls[i].l;
+		const char *v = l->certificates, *item;
+		size_t len, n = 0, cap = p->ncs + 1;
+
+		l->certificates_line = p->ls[i].s.seen[LK_CERTS];
+		l->client_ca_line = p->ls[i].s.seen[LK_CLIENTCA];
+		if (l->client_certificate != CFG_CLIENT_NONE && !l->client_ca)
+			problem(p, p->ls[i].s.seen[LK_CLIENTCERT],
+			        "[listener %s] client_certificate = %s needs client_ca, the CA "
+			        "certificates that client certificates must chain to", l->name,
+			        client_cert_words[l->client_certificate]);
+		l->cert_idx = calloc(cap, sizeof *l->cert_idx);
+		if (!l->cert_idx) {
+			p->probs.oom = 1;
+			return;
+		}
+		if (!v) {
+			for (n = 0; n < cap; n++)
+				l->cert_idx[n] = n;
+			l->ncerts = n;
+			continue;
+		}
+		while ((item = next_item(&v, &len)) != NULL) {
+			long idx = cert_index(p, item, len);
+			int dup = 0;
+			if (idx < 0) {
+				problem(p, l->certificates_line, "certificates: no [certificate %.*s] "
+				        "section (and 'default' is [tls]'s)", (int)(len > 64 ? 64 : len),
+				        item);
+				continue;
+			}
+			for (size_t j = 0; j < n; j++)
+				dup |= l->cert_idx[j] == (size_t)idx;
+			if (dup)
+				problem(p, l->certificates_line, "certificates: '%.*s' is listed twice",
+				        (int)len, item);
+			else if (n < cap)
+				l->cert_idx[n++] = (size_t)idx;
+		}
+		l->ncerts = n;
+		if (n == 0 && !p->ls[i].s.bad[LK_CERTS])
+			problem(p, l->certificates_line, "certificates: names no certificate");
+	}
 }
 
 /* Check: at least one listener; each has its keys; idle_timeout gets the
@@ -1035,6 +1302,9 @@ static void check_listeners(struct parser *p)
 	for (size_t i = 0; i < p->nls; i++) {
 		struct ldraft *d = &p->ls[i];
 		check_required(p, &sectdefs[SECT_LISTENER], &d->s, i);
+		if (d->l.tls == CFG_TLS_STARTTLS && d->l.transparent)
+			problem(p, d->s.seen[LK_TRANSPARENT], "[listener %s] transparent = yes needs "
+			        "tls = implicit: moat must answer STARTTLS itself", d->l.name);
 		if (!d->s.seen[LK_IDLE])
 			d->l.idle_timeout_ms = idle_default_ms[d->l.protocol];
 		if (!d->s.seen[LK_GREETING] && !d->l.greeting) {
@@ -1107,7 +1377,8 @@ static void resolve_workers(struct parser *p)
 }
 
 static void (*const checks[])(struct parser *) = {
-	check_tls, check_listeners, check_addresses, check_loops, resolve_workers,
+	check_tls, check_listeners, check_listener_tls, check_addresses, check_loops,
+	resolve_workers,
 };
 
 /* ---- parse, load, free ---- */
@@ -1122,25 +1393,82 @@ static int move_listeners(struct parser *p)
 		return -1;
 	for (size_t i = 0; i < p->nls; i++) {
 		c->listeners[i] = p->ls[i].l;
-		p->ls[i].l.name = NULL;
-		p->ls[i].l.greeting = NULL;
-		p->ls[i].l.capabilities = NULL;
+		memset(&p->ls[i].l, 0, sizeof p->ls[i].l);
 	}
 	c->nlisteners = p->nls;
 	return 0;
 }
 
+/* Runs on success: [tls]'s certificate and the [certificate NAME]s move
+ * into cfg->certs, [tls]'s first. */
+static int move_certs(struct parser *p)
+{
+	struct cfg *c = p->c;
+	struct cfg_cert *d;
+
+	c->certs = calloc(p->ncs + 1, sizeof *c->certs);
+	if (!c->certs)
+		return -1;
+	d = &c->certs[0];
+	d->name = strdup("default");
+	d->certificate = strdup(c->certificate);
+	d->key = strdup(c->key);
+	d->line = c->tls_line;
+	d->certificate_line = c->certificate_line;
+	d->key_line = c->key_line;
+	c->ncerts = 1;
+	if (!d->name || !d->certificate || !d->key)
+		return -1;
+	for (size_t i = 0; i < p->ncs; i++) {
+		c->certs[c->ncerts] = p->cs[i].c;
+		c->certs[c->ncerts].certificate_line = p->cs[i].s.seen[TK_CERT];
+		c->certs[c->ncerts].key_line = p->cs[i].s.seen[TK_KEY];
+		c->ncerts++;
+		memset(&p->cs[i].c, 0, sizeof p->cs[i].c);
+	}
+	return 0;
+}
+
+/* Frees what a listener owns (its struct stays). */
+static void listener_free(struct cfg_listener *l)
+{
+	free(l->name);
+	free(l->greeting);
+	free(l->capabilities);
+	free(l->certificates);
+	free(l->cert_idx);
+	free(l->client_ca);
+}
+
+/* Frees what a certificate entry owns (its struct stays). */
+static void cert_free(struct cfg_cert *c)
+{
+	free(c->name);
+	free(c->certificate);
+	free(c->key);
+}
+
 /* Runs at the end of every parse: frees what the parser still owns. */
 static void parser_free(struct parser *p)
 {
-	for (size_t i = 0; i < p->nls; i++) {
-		free(p->ls[i].l.name);
-		free(p->ls[i].l.greeting);
-		free(p->ls[i].l.capabilities);
-	}
+	for (size_t i = 0; i < p->nls; i++)
+		listener_free(&p->ls[i].l);
 	free(p->ls);
+	for (size_t i = 0; i < p->ncs; i++)
+		cert_free(&p->cs[i].c);
+	free(p->cs);
 	problems_free(&p->probs);
 	cfg_free(p->c);
+}
+
+/* Used by cfg_new(): copies a 0-terminated id list, its 0 included. */
+static void copy_ids(uint16_t *dst, const uint16_t *src)
+{
+	size_t i = 0;
+
+	do
+		dst[i] = src[i];
+	while (src[i++]);
 }
 
 /* Runs before parsing: a cfg holding every default. */
@@ -1159,6 +1487,14 @@ static struct cfg *cfg_new(const char *file)
 	c->log_level = CFG_LOG_INFO;
 	c->buffer_size = 64 * 1024;
 	c->max_pending = 256 * 1024;
+	copy_ids(c->tls12_ciphers, tls_default_tls12_suites);
+	copy_ids(c->tls13_ciphers, tls_default_tls13_suites);
+	copy_ids(c->groups, tls_default_groups);
+	c->prefer_server_ciphers = 1;
+	c->session_tickets = 1;
+	c->ticket_lifetime_ms = 2 * 3600 * 1000;
+	c->key_permissions = CFG_KEYPERM_AUTO;
+	c->expiry_warning_days = 30;
 	return c;
 }
 
@@ -1186,9 +1522,10 @@ static int parse_buffer(const char *buf, size_t len, const char *file, struct cf
 		problem(&p, 0, "inih failed (%d)", rc);
 	for (size_t i = 0; i < sizeof checks / sizeof *checks; i++)
 		checks[i](&p);
-	p.c->certificate_line = p.single[SECT_TLS].seen[0];
-	p.c->key_line = p.single[SECT_TLS].seen[1];
-	if (p.probs.n == 0 && !p.probs.oom && move_listeners(&p) < 0)
+	p.c->certificate_line = p.single[SECT_TLS].seen[TK_CERT];
+	p.c->key_line = p.single[SECT_TLS].seen[TK_KEY];
+	p.c->tls_line = p.single[SECT_TLS].line;
+	if (p.probs.n == 0 && !p.probs.oom && (move_listeners(&p) < 0 || move_certs(&p) < 0))
 		p.probs.oom = 1;
 	if (p.probs.n || p.probs.oom) {
 		*errors = problems_join(&p);
@@ -1294,12 +1631,12 @@ void cfg_free(struct cfg *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nlisteners; i++) {
-		free(c->listeners[i].name);
-		free(c->listeners[i].greeting);
-		free(c->listeners[i].capabilities);
-	}
+	for (size_t i = 0; i < c->nlisteners; i++)
+		listener_free(&c->listeners[i]);
 	free(c->listeners);
+	for (size_t i = 0; i < c->ncerts; i++)
+		cert_free(&c->certs[i]);
+	free(c->certs);
 	free(c->certificate);
 	free(c->key);
 	free(c->path);

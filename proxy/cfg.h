@@ -18,15 +18,31 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "tls_names.h"
+
 enum cfg_proto { CFG_PROTO_IMAP = 0, CFG_PROTO_POP3 = 1 };
 enum cfg_tls_mode { CFG_TLS_IMPLICIT = 0, CFG_TLS_STARTTLS = 1 };
 enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_client_cert { CFG_CLIENT_NONE = 0, CFG_CLIENT_OPTIONAL, CFG_CLIENT_REQUIRED };
+/* What to do about a private key file that group or others may read:
+ * auto = strict when moat starts as root, warn otherwise. */
+enum cfg_key_perms { CFG_KEYPERM_AUTO = 0, CFG_KEYPERM_STRICT, CFG_KEYPERM_WARN };
 
 /* A resolved socket address with the text it came from. */
 struct cfg_addr {
 	struct sockaddr_storage sa;
 	socklen_t len;
 	char text[128];               /* as written in the file */
+};
+
+/* A certificate chain and its key: [tls] certificate/key (always the
+ * first, named "default") or a [certificate NAME] section. */
+struct cfg_cert {
+	char *name;
+	char *certificate;
+	char *key;
+	int line;                     /* of the section header */
+	int certificate_line, key_line;
 };
 
 /* One [listener NAME] section. */
@@ -48,6 +64,14 @@ struct cfg_listener {
 	uint32_t preauth_timeout_ms;
 	uint32_t auth_failure_delay_ms; /* times the failure count */
 	unsigned max_auth_failures;
+	/* TLS */
+	char *certificates;           /* as written; NULL: every certificate */
+	size_t *cert_idx;             /* resolved: indexes into cfg->certs */
+	size_t ncerts;
+	int certificates_line;
+	enum cfg_client_cert client_certificate;
+	char *client_ca;
+	int client_ca_line;
 };
 
 struct cfg {
@@ -61,6 +85,19 @@ struct cfg {
 	char *certificate;
 	char *key;
 	int certificate_line, key_line; /* where they were set, for messages */
+	int min_tls13;                /* min_version = 1.3 */
+	uint16_t tls12_ciphers[TLS_MAX_SUITES + 1]; /* IANA ids, 0-terminated */
+	uint16_t tls13_ciphers[TLS_MAX_SUITES + 1];
+	uint16_t groups[TLS_MAX_GROUPS + 1];
+	int prefer_server_ciphers;
+	int session_tickets;
+	uint32_t ticket_lifetime_ms;
+	enum cfg_key_perms key_permissions;
+	unsigned expiry_warning_days;
+	int tls_line;                 /* of the [tls] header */
+	/* every certificate: [0] is [tls]'s, then [certificate NAME]s in order */
+	struct cfg_cert *certs;
+	size_t ncerts;
 	/* [listener NAME] ... */
 	struct cfg_listener *listeners;
 	size_t nlisteners;

@@ -2,23 +2,24 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level max_level = LOG_LVL_INFO; /* set once at startup */
+static atomic_int max_level = LOG_LVL_INFO;     /* set at startup and on reload */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(enum log_level level)
 {
-	max_level = level;
+	atomic_store_explicit(&max_level, (int)level, memory_order_relaxed);
 }
 
 int log_enabled(enum log_level level)
 {
-	return level <= max_level;
+	return (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 /* Writes the whole line, retrying on short writes and EINTR. */

@@ -16,7 +16,7 @@
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-/* Sets the most verbose level that is written; safe before any thread. */
+/* Sets the most verbose level that is written; safe from any thread. */
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 

@@ -12,19 +12,15 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "cfg.h"
-#include "imap.h"
+#include "gen.h"
 #include "log.h"
-#include "pop3.h"
-#include "probe.h"
 #include "tls.h"
 #include "version.h"
 #include "worker.h"
 
 struct daemon {
-	struct cfg *cfg;
-	tls_server *tls;
-	struct listener_rt *rt;       /* one per listener */
+	const char *path;
+	struct gen *gen;              /* the current generation (main's reference) */
 	struct worker *workers;
 	unsigned nworkers;            /* initialised workers */
 	uv_loop_t loop;
@@ -38,51 +34,70 @@ static void usage(FILE *f)
 	        "       moat -V | -h\n"
 	        "\n"
 	        "  -c FILE  configuration file (INI; see moat.ini)\n"
-	        "  -t       check the configuration, certificates and keys, then exit\n"
+	        "  -t       check the configuration, certificates and keys as a reload\n"
+	        "           would, then exit\n"
 	        "  -V       print the version and the mbedTLS version, then exit\n"
 	        "  -h       print this help, then exit\n"
 	        "\n"
 	        "moat runs in the foreground and logs to stderr. SIGTERM or SIGINT\n"
-	        "stop it: no new connections, sessions closed cleanly.\n");
+	        "stop it: no new connections, sessions closed cleanly. SIGHUP reloads\n"
+	        "the configuration, certificates and keys without closing sessions.\n");
 }
 
-/* Loads the config and the TLS material; prints every problem. */
-static int load(struct daemon *d, const char *path)
+/* Logs each "FILE:LINE: message" line of errors as its own log line. */
+static void log_errors(const char *event, const char *errors)
 {
-	char *errors = NULL, err[512];
-	int rc, bad = 0;
+	char q[600];
 
-	if (cfg_load(path, &d->cfg, &errors) != 0) {
-		fputs(errors ? errors : "moat: configuration failed\n", stderr);
+	while (errors && *errors) {
+		const char *nl = strchr(errors, '\n');
+		size_t n = nl ? (size_t)(nl - errors) : strlen(errors);
+		char line[512];
+
+		snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1),
+		         errors);
+		log_msg(LOG_LVL_ERROR, "event=%s error=%s", event, log_quote(q, sizeof q, line));
+		errors += n + (nl ? 1 : 0);
+	}
+}
+
+/* SIGHUP: build a new generation from the file; if it is good and needs
+ * no new sockets, workers accept with it from now on. Sessions keep the
+ * generation they started with; a broken file changes nothing. */
+static void reload(struct daemon *d)
+{
+	struct gen *g = NULL;
+	char *errors = NULL, why[256];
+
+	log_msg(LOG_LVL_INFO, "event=reloading file=%s", d->path);
+	if (gen_build(d->path, d->gen, GEN_PROBE | GEN_LOG_LEVEL, &g, &errors) != 0) {
+		log_errors("reload_failed", errors ? errors : "out of memory\n");
+		log_msg(LOG_LVL_ERROR, "event=reload_failed message=\"configuration refused; "
+		        "the previous one stays in use\"");
 		free(errors);
-		return -1;
+		return;
 	}
-	rc = tls_server_new(&d->tls, d->cfg->certificate, d->cfg->key, err, sizeof err);
-	if (rc != 0) {
-		fprintf(stderr, "%s:%d: %s\n", path,
-		        rc == TLS_BAD_KEY ? d->cfg->key_line : d->cfg->certificate_line, err);
-		return -1;
+	if (gen_compatible(d->gen, g, why, sizeof why) != 0) {
+		log_msg(LOG_LVL_ERROR, "event=reload_failed error=\"%s: needs a restart\" "
+		        "message=\"configuration refused; the previous one stays in use\"", why);
+		gen_unref(g);
+		return;
 	}
-	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &d->cfg->listeners[i];
-		if (l->tls == CFG_TLS_STARTTLS && l->transparent) {
-			fprintf(stderr, "%s:%d: [listener %s] transparent = yes needs tls = implicit: "
-			        "moat must answer STARTTLS itself\n", path, l->line, l->name);
-			bad = 1;
-		}
-	}
-	return bad ? -1 : 0;
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_set_gen(&d->workers[i], g);
+	gen_unref(d->gen);
+	d->gen = g;
+	log_msg(LOG_LVL_INFO, "event=reloaded generation=%u", g->id);
 }
 
 /* SIGTERM/SIGINT: ask workers to stop and let the main loop end. SIGHUP:
- * nothing to reload yet, say so. */
+ * reload. */
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
 
 	if (signum == SIGHUP) {
-		log_msg(LOG_LVL_WARN, "event=reload_unsupported "
-		        "message=\"SIGHUP ignored: restart moat to apply a new configuration\"");
+		reload(d);
 		return;
 	}
 	log_msg(LOG_LVL_INFO, "event=stopping signal=%s", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -92,81 +107,17 @@ static void on_signal(uv_signal_t *h, int signum)
 		uv_close((uv_handle_t *)&d->sig[i], NULL);
 }
 
-/* Fills rt->caps with what moat passes through of the backend's
- * capabilities: the listener's own list, or the backend's answer. */
-static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt)
-{
-	char caps[DLG_CAPS_MAX], err[160];
-	int pop3 = l->protocol == CFG_PROTO_POP3, rc = 0;
-
-	if (l->capabilities)
-		snprintf(caps, sizeof caps, "%s", l->capabilities);
-	else if (pop3)
-		rc = probe_pop3_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
-		                     sizeof err);
-	else
-		rc = probe_imap_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
-		                     sizeof err);
-	if (rc != 0) {
-		log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
-		        "message=\"advertising moat's own capabilities only\"",
-		        l->name, l->backend.text, err);
-		caps[0] = '\0';
-	}
-	if (pop3)
-		pop3_caps_filter(caps, strlen(caps), rt->caps, sizeof rt->caps);
-	else
-		imap_caps_filter(caps, strlen(caps), 1, rt->caps, sizeof rt->caps);
-}
-
-/* Prepares each listener's dialogue settings and the capabilities it
- * passes through. */
-static int prepare_listeners(struct daemon *d)
-{
-	d->rt = calloc(d->cfg->nlisteners, sizeof *d->rt);
-	if (!d->rt)
-		return -1;
-	for (size_t i = 0; i < d->cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &d->cfg->listeners[i];
-		struct listener_rt *rt = &d->rt[i];
-		char shown[DLG_CAPS_MAX], *c;
-
-		rt->preauth = !l->transparent;
-		rt->dlg.greeting = l->greeting;
-		rt->dlg.caps_extra = rt->caps;
-		rt->dlg.max_command = l->max_command;
-		rt->dlg.max_auth_failures = l->max_auth_failures;
-		rt->dlg.starttls = l->tls == CFG_TLS_STARTTLS;
-		if (!rt->preauth)
-			continue;
-		listener_caps(l, rt);
-		/* POP3's list is CRLF-terminated lines: show them on one line */
-		c = shown;
-		for (const char *from = rt->caps; *from && c < shown + sizeof shown - 1; from++)
-			if (*from != '\r')
-				*c++ = *from == '\n' ? ',' : *from;
-		if (c > shown && c[-1] == ',')
-			c--;
-		*c = '\0';
-		log_msg(LOG_LVL_INFO, "event=capabilities listener=%s passthrough=\"%s\"",
-		        l->name, shown);
-	}
-	return 0;
-}
-
 /* Binds every listener for every worker; -1 on the first failure. */
 static int start_workers(struct daemon *d)
 {
 	char err[512];
 	unsigned i;
 
-	if (prepare_listeners(d) != 0)
-		return -1;
-	d->workers = calloc(d->cfg->workers, sizeof *d->workers);
+	d->workers = calloc(d->gen->cfg->workers, sizeof *d->workers);
 	if (!d->workers)
 		return -1;
-	for (i = 0; i < d->cfg->workers; i++) {
-		if (worker_init(&d->workers[i], i, d->cfg, d->tls, d->rt, err, sizeof err) != 0) {
+	for (i = 0; i < d->gen->cfg->workers; i++) {
+		if (worker_init(&d->workers[i], i, d->gen, err, sizeof err) != 0) {
 			log_msg(LOG_LVL_ERROR, "event=startup_failed error=\"%s\"", err);
 			return -1;
 		}
@@ -202,9 +153,10 @@ static int run(struct daemon *d)
 		status = 1;
 	} else {
 		log_msg(LOG_LVL_INFO, "event=ready version=%s tls_library=\"%s\" workers=%u listeners=%zu",
-		        MOAT_VERSION, tls_library_version(), d->cfg->workers, d->cfg->nlisteners);
-		for (size_t i = 0; i < d->cfg->nlisteners; i++) {
-			const struct cfg_listener *l = &d->cfg->listeners[i];
+		        MOAT_VERSION, tls_library_version(), d->gen->cfg->workers,
+		        d->gen->cfg->nlisteners);
+		for (size_t i = 0; i < d->gen->cfg->nlisteners; i++) {
+			const struct cfg_listener *l = &d->gen->cfg->listeners[i];
 			log_msg(LOG_LVL_INFO, "event=listening listener=%s address=%s protocol=%s "
 			        "tls=%s backend=%s", l->name, l->address.text,
 			        cfg_proto_name(l->protocol),
@@ -229,7 +181,7 @@ int main(int argc, char **argv)
 	struct daemon d;
 	const char *path = NULL;
 	int check = 0, opt, status;
-	char err[256];
+	char err[256], *errors = NULL;
 
 	memset(&d, 0, sizeof d);
 	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
@@ -251,17 +203,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moat: %s\n", err);
 		return 1;
 	}
-	status = load(&d, path) == 0 ? 0 : 1;
-	if (status == 0 && check)
+	d.path = path;
+	if (check)
+		log_set_level(LOG_LVL_WARN);  /* -t: problems and warnings only */
+	status = gen_build(path, NULL, check ? 0 : GEN_PROBE | GEN_LOG_LEVEL, &d.gen,
+	                   &errors) == 0 ? 0 : 1;
+	if (status != 0)
+		fputs(errors ? errors : "moat: out of memory\n", stderr);
+	else if (check)
 		printf("%s: configuration OK\n", path);
-	else if (status == 0) {
-		log_set_level((enum log_level)d.cfg->log_level);
+	else
 		status = run(&d);
-	}
+	free(errors);
 	free(d.workers);
-	free(d.rt);
-	tls_server_free(d.tls);
-	cfg_free(d.cfg);
+	gen_unref(d.gen);
 	tls_global_free();
 	return status;
 }

@@ -159,9 +159,9 @@ int preauth_begin(struct sess *s)
 		return -1;
 	pa->pop3 = s->l->protocol == CFG_PROTO_POP3;
 	if (pa->pop3)
-		rc = pop3_dlg_init(&pa->d.pop3, &s->wl->rt->dlg, s->tls_on);
+		rc = pop3_dlg_init(&pa->d.pop3, &s->rt->dlg, s->tls_on);
 	else
-		rc = imap_dlg_init(&pa->d.imap, &s->wl->rt->dlg, s->tls_on);
+		rc = imap_dlg_init(&pa->d.imap, &s->rt->dlg, s->tls_on);
 	if (rc != 0) {
 		free(pa);
 		return -1;
@@ -231,12 +231,14 @@ void preauth_tls_started(struct sess *s)
 static void log_login(struct sess *s, const char *result, const char *why)
 {
 	const struct dlg_cred *c = dlg_cred(s->pa);
-	char p[64], u[160], r[200];
+	char p[64], u[160], r[200], cc[300];
+	const char *subject = s->tls_up ? tls_peer_subject(s->tls) : "";
 
-	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s%s%s",
+	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s%s%s%s%s",
 	        s->l->name, sess_peer(s, p, sizeof p), log_quote(u, sizeof u, c->user),
 	        c->mech ? c->mech : "-", result, why ? " reason=" : "",
-	        why ? log_quote(r, sizeof r, why) : "");
+	        why ? log_quote(r, sizeof r, why) : "", *subject ? " client_cert=" : "",
+	        *subject ? log_quote(cc, sizeof cc, subject) : "");
 }
 
 /* Starts the backend login with the credentials the dialogue collected. */
@@ -272,7 +274,7 @@ static void process(struct sess *s)
 			break;
 		case DLG_REPLY:
 			flush_dlg(s);
-			if (outq_pending(&s->to_client) > s->w->cfg->max_pending) {
+			if (outq_pending(&s->to_client) > s->gen->cfg->max_pending) {
 				/* a client pipelining faster than it reads */
 				uv_read_stop((uv_stream_t *)&s->client);
 				s->client_paused = 1;
@@ -327,7 +329,7 @@ void preauth_client_input(struct sess *s)
 	struct worker *w = s->w;
 
 	while (!s->closing && s->state == SESS_PREAUTH && !s->client_paused) {
-		ssize_t n = tls_read(s->tls, w->pbuf, w->cfg->buffer_size);
+		ssize_t n = tls_read(s->tls, w->pbuf, w->buffer_size);
 		if (n == TLS_AGAIN)
 			break;
 		if (n == TLS_EOF) {

@@ -59,7 +59,7 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		sess_tls_failed(s, rc, "tls_error", "TLS write failed");
 		return;
 	}
-	if (outq_pending(&s->to_client) > s->w->cfg->max_pending) {
+	if (outq_pending(&s->to_client) > s->gen->cfg->max_pending) {
 		uv_read_stop(st);
 		s->backend_paused = 1;
 	}
@@ -106,7 +106,7 @@ void relay_client_input(struct sess *s)
 	struct worker *w = s->w;
 
 	while (!s->closing) {
-		ssize_t n = tls_read(s->tls, w->pbuf, w->cfg->buffer_size);
+		ssize_t n = tls_read(s->tls, w->pbuf, w->buffer_size);
 		if (n == TLS_AGAIN)
 			break;
 		if (n == TLS_EOF) {
@@ -122,7 +122,7 @@ void relay_client_input(struct sess *s)
 			sess_close(s, "backend write failed");
 			break;
 		}
-		if (outq_pending(&s->to_backend) > w->cfg->max_pending) {
+		if (outq_pending(&s->to_backend) > s->gen->cfg->max_pending) {
 			uv_read_stop((uv_stream_t *)&s->client);
 			s->client_paused = 1;
 			break;

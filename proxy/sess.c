@@ -123,21 +123,38 @@ void sess_handle_closed(uv_handle_t *h)
 	outq_free(&s->to_client);
 	outq_free(&s->to_backend);
 	free(s->stash);
+	gen_unref(s->gen);                  /* after tls: its context lives there */
 	free(s);
+}
+
+/* Formats what the handshake agreed, for log lines: version, suite,
+ * resumption, the SNI name asked for and the client certificate. */
+const char *sess_tls_fields(const struct sess *s, char *buf, size_t size)
+{
+	char sni[280], subj[300];
+
+	if (!s->tls_up) {
+		snprintf(buf, size, "tls=- cipher=-");
+		return buf;
+	}
+	snprintf(buf, size, "tls=%s cipher=%s resumed=%s sni=%s client_cert=%s",
+	         tls_version(s->tls), tls_cipher(s->tls), tls_resumed(s->tls) ? "yes" : "no",
+	         *tls_sni(s->tls) ? log_quote(sni, sizeof sni, tls_sni(s->tls)) : "-",
+	         *tls_peer_subject(s->tls) ? log_quote(subj, sizeof subj, tls_peer_subject(s->tls))
+	                                   : "-");
+	return buf;
 }
 
 /* Logs the session's end: who, how it was protected, how much, how long. */
 static void log_end(struct sess *s, const char *reason)
 {
-	char p[64], r[160], u[160];
-	int hs_done = s->tls_up;
+	char p[64], r[160], u[160], t[800];
 
 	log_msg(LOG_LVL_INFO,
-	        "event=session_end listener=%s client=%s user=%s tls=%s cipher=%s "
+	        "event=session_end listener=%s client=%s user=%s %s "
 	        "bytes_in=%llu bytes_out=%llu duration_ms=%llu reason=%s",
 	        s->l->name, sess_peer(s, p, sizeof p),
-	        s->user ? log_quote(u, sizeof u, s->user) : "-",
-	        hs_done ? tls_version(s->tls) : "-", hs_done ? tls_cipher(s->tls) : "-",
+	        s->user ? log_quote(u, sizeof u, s->user) : "-", sess_tls_fields(s, t, sizeof t),
 	        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	        (unsigned long long)(uv_now(&s->w->loop) - s->start_ms),
 	        log_quote(r, sizeof r, reason));
@@ -231,7 +248,7 @@ void sess_send(struct sess *s, const void *p, size_t n)
 
 void sess_start_tls(struct sess *s)
 {
-	s->tls = tls_conn_new(s->w->tls, tls_send, s);
+	s->tls = tls_conn_new(s->rt->tls, tls_send, s);
 	if (!s->tls) {
 		sess_close(s, "out of memory");
 		return;
@@ -246,7 +263,7 @@ static int tls_send(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct sess *s = ctx;
 	struct worker *w = s->w;
-	size_t cap = w->cfg->buffer_size;
+	size_t cap = w->buffer_size;
 
 	if (s->closing)
 		return -1;
@@ -297,7 +314,7 @@ void sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	buf->base = (char *)s->w->rbuf;
-	buf->len = s->w->cfg->buffer_size;
+	buf->len = s->w->buffer_size;
 }
 
 /* Keeps the ciphertext the TLS layer did not consume (reads were paused
@@ -331,7 +348,7 @@ static int stash_unread(struct sess *s)
 /* Advances the handshake with the bytes lent to the TLS layer. */
 static void handshake_step(struct sess *s)
 {
-	char p[64];
+	char p[64], t[800];
 	int rc = tls_handshake(s->tls);
 
 	sess_tls_flush(s);
@@ -342,13 +359,14 @@ static void handshake_step(struct sess *s)
 		return;
 	}
 	s->tls_up = 1;
-	log_msg(LOG_LVL_DEBUG, "event=handshake_ok listener=%s client=%s tls=%s cipher=%s",
-	        s->l->name, sess_peer(s, p, sizeof p), tls_version(s->tls), tls_cipher(s->tls));
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_msg(LOG_LVL_DEBUG, "event=handshake_ok listener=%s client=%s %s", s->l->name,
+		        sess_peer(s, p, sizeof p), sess_tls_fields(s, t, sizeof t));
 	if (s->pa) {
 		/* STARTTLS done: the dialogue starts afresh inside TLS */
 		preauth_tls_started(s);
 		preauth_client_input(s);
-	} else if (s->wl->rt->preauth) {
+	} else if (s->rt->preauth) {
 		if (preauth_begin(s) != 0) {
 			sess_close(s, "out of memory");
 			return;
@@ -466,23 +484,26 @@ void sess_accept(struct worker_listener *wl)
 {
 	struct worker *w = wl->w;
 	struct sess *s = calloc(1, sizeof *s);
+	size_t li = w->gen->slot[wl->slot];
 	int len = sizeof s->peer, rc;
 
 	if (!s) {
 		log_msg(LOG_LVL_ERROR, "event=accept_failed listener=%s error=\"out of memory\"",
-		        wl->cfg->name);
+		        w->gen->cfg->listeners[li].name);
 		return;
 	}
 	s->w = w;
 	s->wl = wl;
-	s->l = wl->cfg;
+	s->gen = gen_ref(w->gen);
+	s->l = &s->gen->cfg->listeners[li];
+	s->rt = &s->gen->rt[li];
 	uv_tcp_init(&w->loop, &s->client);
 	s->client.data = s;
 	s->handles = 1;
 	rc = uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&s->client);
 	if (rc < 0) {
 		log_msg(LOG_LVL_WARN, "event=accept_failed listener=%s error=\"%s\"",
-		        wl->cfg->name, uv_strerror(rc));
+		        s->l->name, uv_strerror(rc));
 		uv_close((uv_handle_t *)&s->client, sess_handle_closed);
 		return;
 	}
@@ -509,7 +530,7 @@ void sess_accept(struct worker_listener *wl)
 		}
 		preauth_greet(s);
 	} else {
-		s->tls = tls_conn_new(w->tls, tls_send, s);
+		s->tls = tls_conn_new(s->rt->tls, tls_send, s);
 		if (!s->tls) {
 			sess_close(s, "out of memory");
 			return;

@@ -32,7 +32,9 @@ struct sess {
 	struct sess *prev, *next;     /* worker's session list */
 	struct worker *w;
 	struct worker_listener *wl;
-	const struct cfg_listener *l;
+	struct gen *gen;              /* the settings it was accepted under (a reference) */
+	const struct cfg_listener *l; /* in gen */
+	const struct listener_rt *rt; /* in gen */
 	uv_tcp_t client;
 	uv_tcp_t backend;
 	uv_timer_t timer;
@@ -77,6 +79,7 @@ void sess_start_tls(struct sess *s);
 void sess_arm(struct sess *s, uint64_t ms);
 void sess_handle_closed(uv_handle_t *h);
 const char *sess_peer(const struct sess *s, char *buf, size_t size);
+const char *sess_tls_fields(const struct sess *s, char *buf, size_t size);
 
 /* preauth.c */
 int preauth_begin(struct sess *s);

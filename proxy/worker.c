@@ -46,7 +46,8 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0) {
 		log_msg(LOG_LVL_WARN, "event=accept_failed listener=%s error=\"%s\"",
-		        wl->cfg->name, uv_strerror(status));
+		        wl->w->gen->cfg->listeners[wl->w->gen->slot[wl->slot]].name,
+		        uv_strerror(status));
 		return;
 	}
 	if (wl->w->stopping)
@@ -66,13 +67,32 @@ static void on_housekeeping(uv_timer_t *t)
 	w->peak_sessions = w->nsessions;
 }
 
-/* Runs in the worker when main asked it to stop: no new connections, end
- * every session; the loop returns once every handle is closed. */
+/* Runs in the worker when main handed over a new generation: sessions
+ * accepted from now on use it; the old one lives on in the sessions
+ * accepted under it. */
+static void take_new_gen(struct worker *w)
+{
+	struct gen *g;
+
+	uv_mutex_lock(&w->lock);
+	g = w->next_gen;
+	w->next_gen = NULL;
+	uv_mutex_unlock(&w->lock);
+	if (!g)
+		return;
+	gen_unref(w->gen);
+	w->gen = g;
+}
+
+/* Runs in the worker when main woke it: a new generation, or a request to
+ * stop: no new connections, end every session; the loop returns once
+ * every handle is closed. */
 static void on_wake(uv_async_t *a)
 {
 	struct worker *w = a->data;
 	struct sess *s, *next;
 
+	take_new_gen(w);
 	if (!atomic_load(&w->stop_requested) || w->stopping)
 		return;
 	w->stopping = 1;
@@ -86,17 +106,15 @@ static void on_wake(uv_async_t *a)
 	uv_close((uv_handle_t *)&w->housekeeping, NULL);
 }
 
-int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
-                const tls_server *tls, const struct listener_rt *rt, char *err,
-                size_t errlen)
+int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_t errlen)
 {
+	const struct cfg *cfg = gen->cfg;
 	size_t i;
 	int rc;
 
 	memset(w, 0, sizeof *w);
 	w->id = id;
-	w->cfg = cfg;
-	w->tls = tls;
+	w->buffer_size = cfg->buffer_size;
 	w->rbuf = malloc(cfg->buffer_size);
 	w->pbuf = malloc(cfg->buffer_size);
 	w->sbuf = malloc(cfg->buffer_size);
@@ -117,15 +135,14 @@ int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
 	uv_timer_start(&w->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct worker_listener *wl = &w->listeners[i];
-		const struct cfg_listener *l = &cfg->listeners[i];
+		const struct cfg_listener *l = &cfg->listeners[gen->slot[i]];
 		int fd = open_listener(l);
 		if (fd < 0) {
 			snprintf(err, errlen, "listener %s: cannot listen on %s: %s",
 			         l->name, l->address.text, strerror(-fd));
 			goto fail_loop;
 		}
-		wl->cfg = l;
-		wl->rt = &rt[i];
+		wl->slot = i;
 		wl->w = w;
 		wl->fd = fd;
 		uv_tcp_init(&w->loop, &wl->handle);
@@ -139,6 +156,8 @@ int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
 			goto fail_loop;
 		}
 	}
+	uv_mutex_init(&w->lock);
+	w->gen = gen_ref(gen);
 	return 0;
 fail_loop:
 	for (i = 0; i < w->nlisteners; i++)
@@ -167,6 +186,18 @@ int worker_start(struct worker *w)
 	return uv_thread_create(&w->thread, worker_main, w);
 }
 
+void worker_set_gen(struct worker *w, struct gen *g)
+{
+	struct gen *old;
+
+	uv_mutex_lock(&w->lock);
+	old = w->next_gen;
+	w->next_gen = gen_ref(g);
+	uv_mutex_unlock(&w->lock);
+	gen_unref(old);                     /* one the worker never took */
+	uv_async_send(&w->wake);
+}
+
 void worker_stop(struct worker *w)
 {
 	atomic_store(&w->stop_requested, 1);
@@ -179,6 +210,9 @@ int worker_join(struct worker *w)
 
 	uv_thread_join(&w->thread);
 	rc = uv_loop_close(&w->loop);
+	gen_unref(w->next_gen);
+	gen_unref(w->gen);
+	uv_mutex_destroy(&w->lock);
 	free(w->rbuf);
 	free(w->pbuf);
 	free(w->sbuf);

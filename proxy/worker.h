@@ -9,6 +9,10 @@
  *
  * Per-worker read buffers are lent to whichever session is reading, so an
  * idle session holds no relay buffer of its own.
+ *
+ * On reload main hands each worker the new generation (worker_set_gen);
+ * the worker switches to it for new sessions, while sessions keep the one
+ * they were accepted under.
  */
 #ifndef MOAT_WORKER_H
 #define MOAT_WORKER_H
@@ -18,26 +22,15 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "cfg.h"
-#include "imap.h"
-#include "tls.h"
+#include "gen.h"
 
 struct sess;
 struct worker;
 
-/* What main prepares per listener before the workers start (capabilities
- * probed from the backend, dialogue settings); read-only afterwards. */
-struct listener_rt {
-	int preauth;                  /* moat holds the pre-auth dialogue */
-	struct dlg_cfg dlg;
-	char caps[DLG_CAPS_MAX];     /* backend capabilities passed through */
-};
-
 struct worker_listener {
 	uv_tcp_t handle;
-	const struct cfg_listener *cfg;
-	const struct listener_rt *rt;
 	struct worker *w;
+	size_t slot;                  /* socket index: gen->slot[slot] is its listener */
 	int fd;
 };
 
@@ -46,8 +39,10 @@ struct worker {
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_thread_t thread;
-	const struct cfg *cfg;
-	const tls_server *tls;
+	struct gen *gen;              /* new sessions take this one (a reference) */
+	uv_mutex_t lock;              /* guards next_gen */
+	struct gen *next_gen;         /* handed over by main, taken on wake */
+	size_t buffer_size;           /* fixed at startup */
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	struct sess *sessions;        /* live sessions, for shutdown */
@@ -56,7 +51,7 @@ struct worker {
 	uv_timer_t housekeeping;
 	int stopping;                 /* set by the worker after a stop request */
 	atomic_int stop_requested;    /* written by main, read after uv_async */
-	/* buffers lent to sessions, each cfg->buffer_size bytes */
+	/* buffers lent to sessions, each buffer_size bytes */
 	uint8_t *rbuf;                /* bytes read from a socket */
 	uint8_t *pbuf;                /* plaintext decrypted from the client */
 	uint8_t *sbuf;                /* TLS records staged for one write */
@@ -66,13 +61,15 @@ struct worker {
 
 /* Opens the listening sockets (SO_REUSEPORT) and the loop for worker id.
  * Returns 0, or -1 with a message in err. */
-int worker_init(struct worker *w, unsigned id, const struct cfg *cfg,
-                const tls_server *tls, const struct listener_rt *rt, char *err,
-                size_t errlen)
+int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Starts the worker's thread. */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
+
+/* Hands the worker a new generation for the sessions it accepts from now
+ * on (takes a reference of its own); safe from another thread. */
+void worker_set_gen(struct worker *w, struct gen *g);
 
 /* Asks the worker to stop; safe from another thread. */
 void worker_stop(struct worker *w);

@@ -12,9 +12,12 @@
 # is verified by apt against Debian's archive keyring, and Debian's patches
 # are applied by dpkg-source.
 #
+# moat's own patches, tls/patches/*.patch next to the config header (each
+# says what it changes and why), are applied after Debian's.
+#
 # The result is cached: OUTDIR/stamp records a hash of this script, the
-# config header and the compiler settings; a matching stamp skips the
-# build. A downloaded source is kept in OUTDIR/src for later rebuilds.
+# config header, the patches and the compiler settings; a matching stamp
+# skips the build. A downloaded source is kept in OUTDIR/src for later rebuilds.
 #
 # Environment: MBEDTLS_SUITE (default trixie), CC, MBEDTLS_CFLAGS (extra
 # flags such as -march=native), MBEDTLS_SOURCE (a .dsc or an unpacked tree
@@ -31,8 +34,10 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 conf=$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")
+patches=$(ls "$(dirname "$conf")"/patches/*.patch 2>/dev/null | sort || true)
 
-key=$( { cat "$0" "$conf"; echo "$cc $extra $suite ${MBEDTLS_SOURCE:-}"; } | sha256sum | cut -c1-16)
+# shellcheck disable=SC2086
+key=$( { cat "$0" "$conf" $patches; echo "$cc $extra $suite ${MBEDTLS_SOURCE:-}"; } | sha256sum | cut -c1-16)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ] &&
    [ -f "$out/lib/libmbedtls.a" ]; then
 	exit 0
@@ -95,6 +100,13 @@ else
 	dsc=$(ls "$out"/src/mbedtls_3.6*.dsc | sort -V | tail -1)
 	dpkg-source --no-check -x "$dsc" "$src" >/dev/null
 fi
+
+for p in $patches; do
+	patch -d "$src" -p1 --forward --quiet < "$p" || {
+		echo "mbedtls.sh: patch $(basename "$p") does not apply" >&2
+		exit 1
+	}
+done
 
 echo "mbedtls.sh: building $(basename "$(ls "$out"/src/*.dsc 2>/dev/null | tail -1)" .dsc) with $(basename "$conf")"
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -1,9 +1,18 @@
 /*
  * tls: the only moat code that includes mbedTLS.
  *
- * A tls_server holds what all sessions share: the mbedTLS server config,
- * certificate chain and key. It is built once by the main thread and then
- * only read by workers (mbedTLS is built with MBEDTLS_THREADING_C).
+ * Three shared objects, built by the main thread (at startup and on each
+ * reload) and then only read by workers (mbedTLS is built with
+ * MBEDTLS_THREADING_C):
+ *  - a tls_cert is one certificate chain with its private key, plus what
+ *    moat reads from the leaf (names for SNI, key type, expiry);
+ *  - a tls_tickets holds the session ticket keys of one listener: made
+ *    once, rotated by mbedTLS every ticket lifetime, shared by every
+ *    worker and kept across reloads; reference-counted;
+ *  - a tls_server is one listener's TLS configuration: the policy (versions,
+ *    suites, groups, preference), its certificates (it borrows them: they
+ *    must outlive it), ALPN, client certificates, its tickets (it holds a
+ *    reference).
  *
  * A tls_conn is one session's TLS state. It does no I/O of its own:
  *  - ciphertext from the socket is lent with tls_conn_input(); the next
@@ -12,6 +21,7 @@
  *  - ciphertext to the socket is handed to the send callback given at
  *    creation, which must take all of it (queueing what the socket does
  *    not take) or fail.
+ * The tls_server it was made from must outlive it.
  *
  * Results: 0 or a byte count on success, TLS_AGAIN when more input is
  * needed, TLS_EOF when the peer sent close_notify, another negative value
@@ -23,11 +33,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
+
+#include "tls_names.h"
 
 #define TLS_AGAIN (-1)
 #define TLS_EOF   (-2)
 /* any other negative value is an mbedTLS error code */
 
+typedef struct tls_cert tls_cert;
+typedef struct tls_tickets tls_tickets;
 typedef struct tls_server tls_server;
 typedef struct tls_conn tls_conn;
 
@@ -38,16 +53,81 @@ typedef int (*tls_send_fn)(void *ctx, const uint8_t *buf, size_t len);
 int tls_global_init(char *err, size_t errlen) __attribute__((warn_unused_result));
 void tls_global_free(void);
 
-/* Loads the PEM chain (leaf first) and key, checks they match and builds
- * the server config: TLS 1.2 minimum, TLS 1.3 preferred, AEAD suites,
- * X25519/P-256/P-384. On failure returns TLS_BAD_CERT or TLS_BAD_KEY
- * (which file is at fault; a key that does not match is TLS_BAD_KEY) with
- * a message in err. */
+/* ---- certificates ---- */
+
+/* Loads a PEM chain (leaf first) and its key and checks that they match.
+ * On failure returns TLS_BAD_CERT or TLS_BAD_KEY (which file is at fault;
+ * a key that does not match is TLS_BAD_KEY) with a message in err. The
+ * key file is read through one descriptor whose mode is kept for
+ * tls_cert_key_mode(); its bytes are wiped after parsing. */
 #define TLS_BAD_CERT (-1)
 #define TLS_BAD_KEY  (-2)
-int tls_server_new(tls_server **out, const char *cert_path, const char *key_path,
-                   char *err, size_t errlen) __attribute__((warn_unused_result));
+int tls_cert_load(tls_cert **out, const char *cert_path, const char *key_path,
+                  char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Frees the chain and wipes the key. */
+void tls_cert_free(tls_cert *c);
+
+/* The key file's permission bits (st_mode & 07777) when it was read. */
+unsigned tls_cert_key_mode(const tls_cert *c);
+/* "ECDSA P-256", "RSA 2048". */
+const char *tls_cert_key_type(const tls_cert *c);
+/* The leaf's subject, as mbedTLS prints it ("O=x, CN=y"). */
+const char *tls_cert_subject(const tls_cert *c);
+/* The leaf's DNS names (subjectAltName dNSName entries, or the CN when
+ * there are none), lowercase; n-th or NULL past the end. */
+const char *tls_cert_name(const tls_cert *c, size_t n);
+/* The leaf's notAfter as a UTC time_t. */
+time_t tls_cert_not_after(const tls_cert *c);
+/* 2: host equals one of the names, 1: a "*.rest" name covers host (one
+ * label, not the bare domain), 0: neither. Case-insensitive. */
+int tls_cert_covers(const tls_cert *c, const char *host);
+/* Same for one name; pure, for tests. */
+int tls_name_matches(const char *name, const char *host);
+
+/* ---- session tickets ---- */
+
+/* New random ticket keys (AES-256-GCM), rotated every lifetime_s seconds;
+ * a ticket is accepted for lifetime_s after it was issued. NULL with a
+ * message in err on failure. One reference, the caller's. */
+tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen);
+tls_tickets *tls_tickets_ref(tls_tickets *t);
+void tls_tickets_unref(tls_tickets *t);
+uint32_t tls_tickets_lifetime(const tls_tickets *t);
+
+/* ---- servers ---- */
+
+/* What all listeners share, from [tls]. Lists are 0-terminated. */
+struct tls_policy {
+	int min_tls13;                /* TLS 1.3 only; else 1.2 and 1.3 */
+	uint16_t tls12_suites[TLS_MAX_SUITES + 1];
+	uint16_t tls13_suites[TLS_MAX_SUITES + 1];
+	uint16_t groups[TLS_MAX_GROUPS + 1];
+	int prefer_server;            /* our suite order, not the client's */
+};
+
+enum tls_client_auth { TLS_CLIENT_NONE = 0, TLS_CLIENT_OPTIONAL, TLS_CLIENT_REQUIRED };
+
+/* One listener's own part. */
+struct tls_listener_opts {
+	const char *alpn;             /* "imap" or "pop3": the only ALPN accepted */
+	tls_cert *const *certs;       /* borrowed; the first and those with its */
+	size_t ncerts;                /* names serve clients without a matching SNI */
+	enum tls_client_auth client_auth;
+	const char *client_ca;        /* PEM file, when client_auth is set */
+	tls_tickets *tickets;         /* NULL: no resumption */
+};
+
+/* Builds a listener's server context. 0, or -1 with a message in err
+ * (a client CA file that does not load, a policy mbedTLS refuses). */
+int tls_server_new(tls_server **out, const struct tls_policy *pol,
+                   const struct tls_listener_opts *o, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void tls_server_free(tls_server *srv);
+
+/* Whether TLS 1.3 follows prefer_server too (moat's patched mbedTLS). */
+int tls_tls13_server_order(void);
+
+/* ---- connections ---- */
 
 /* A new server-side connection; NULL when out of memory. */
 tls_conn *tls_conn_new(const tls_server *srv, tls_send_fn send, void *send_ctx);
@@ -58,7 +138,9 @@ void tls_conn_input(tls_conn *c, const uint8_t *buf, size_t len);
 /* Ciphertext of the current loan not consumed yet. */
 size_t tls_conn_unread(const tls_conn *c, const uint8_t **p);
 
-/* Advances the handshake: 0 done, TLS_AGAIN, or an error. */
+/* Advances the handshake: 0 done, TLS_AGAIN, or an error. A client
+ * certificate that was offered on an "optional" listener and does not
+ * verify fails the handshake here. */
 int tls_handshake(tls_conn *c) __attribute__((warn_unused_result));
 
 /* Decrypts into buf: bytes (> 0), TLS_AGAIN, TLS_EOF or an error. */
@@ -71,9 +153,16 @@ int tls_write(tls_conn *c, const uint8_t *buf, size_t len) __attribute__((warn_u
 /* Sends close_notify (best effort). */
 void tls_close_notify(tls_conn *c);
 
-/* "TLSv1.3" and mbedTLS's suite name, once the handshake is done. */
+/* Once the handshake is done: "TLSv1.3", mbedTLS's suite name, whether a
+ * ticket resumed the session, the ALPN protocol agreed ("" if none), the
+ * SNI name the client sent ("" if none), and the verified client
+ * certificate's subject ("" if none). */
 const char *tls_version(const tls_conn *c);
 const char *tls_cipher(const tls_conn *c);
+int tls_resumed(const tls_conn *c);
+const char *tls_alpn(const tls_conn *c);
+const char *tls_sni(const tls_conn *c);
+const char *tls_peer_subject(const tls_conn *c);
 
 /* Text for an error returned above. */
 const char *tls_strerror(int err, char *buf, size_t size);
