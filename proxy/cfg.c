@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define CFG_MAX_FILE     (1024 * 1024)   /* bytes */
@@ -48,6 +49,7 @@ _Static_assert(sizeof(enum cfg_proto) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_client_cert) == sizeof(int), "enum size");
+_Static_assert(TLS_MAX_GROUPS <= TLS_MAX_SUITES, "set_ids() sizes its list for suites");
 _Static_assert(sizeof(enum cfg_key_perms) == sizeof(int), "enum size");
 
 /* Results of the number readers below. */
@@ -587,15 +589,15 @@ static int set_duration(const struct keydef *k, const char *v, void *field, char
 		snprintf(why, whylen, "is not a duration (e.g. 250ms, 10s, 31m, 2h, 1d)");
 		return -1;
 	}
-	if (rc == NUM_BIG) {
+	if (rc == NUM_BIG && !k->max) {
 		snprintf(why, whylen, "is too long (max %ums, about 49 days)", (unsigned)UINT32_MAX);
 		return -1;
 	}
-	if (n < k->min) {
+	if (rc == NUM_OK && n < k->min) {
 		snprintf(why, whylen, "is too short (min %ums)", (unsigned)k->min);
 		return -1;
 	}
-	if (k->max && n > k->max) {
+	if (k->max && (rc == NUM_BIG || n > k->max)) {
 		snprintf(why, whylen, "is too long (max %ums)", (unsigned)k->max);
 		return -1;
 	}
@@ -714,75 +716,46 @@ static int listed(const uint16_t *list, size_t n, uint16_t id)
 }
 
 /* tls12_ciphers (k->min 0), tls13_ciphers (k->min 1): cipher suite names
- * of that version, in preference order. */
-static int set_suites(const struct keydef *k, const char *v, void *field, char *why,
-                      size_t whylen)
+ * of that version; groups (k->min 2): key exchange groups. Either in
+ * preference order. */
+static int set_ids(const struct keydef *k, const char *v, void *field, char *why,
+                   size_t whylen)
 {
+	int groups = k->min == 2, want13 = k->min == 1;
+	const char *what = groups ? "group" : "cipher suite";
+	size_t cap = groups ? TLS_MAX_GROUPS : TLS_MAX_SUITES, n = 0, len;
 	uint16_t list[TLS_MAX_SUITES + 1], id;
 	char names[400];
-	size_t n = 0, len;
 	const char *item;
-	int tls13;
 
 	while ((item = next_item(&v, &len)) != NULL) {
-		if (tls_suite_lookup(item, len, &id, &tls13) < 0) {
-			snprintf(why, whylen, "names '%.*s', not a cipher suite moat offers (%s)",
-			         (int)(len > 64 ? 64 : len), item,
-			         tls_suite_names((int)k->min, names, sizeof names));
+		int tls13 = 0;
+		int rc = groups ? tls_group_lookup(item, len, &id)
+		                : tls_suite_lookup(item, len, &id, &tls13);
+		if (rc < 0) {
+			snprintf(why, whylen, "includes '%.*s', not a %s moat offers (it offers: %s)",
+			         (int)(len > 64 ? 64 : len), item, what,
+			         groups ? tls_group_names(names, sizeof names)
+			                : tls_suite_names(want13, names, sizeof names));
 			return -1;
 		}
-		if (tls13 != (int)k->min) {
-			snprintf(why, whylen, "names '%.*s', a TLS %s suite; list it in %s", (int)len,
+		if (!groups && tls13 != want13) {
+			snprintf(why, whylen, "includes '%.*s', a TLS %s suite; list it in %s", (int)len,
 			         item, tls13 ? "1.3" : "1.2", tls13 ? "tls13_ciphers" : "tls12_ciphers");
 			return -1;
 		}
 		if (listed(list, n, id)) {
-			snprintf(why, whylen, "names '%.*s' twice", (int)len, item);
+			snprintf(why, whylen, "includes '%.*s' twice", (int)len, item);
 			return -1;
 		}
-		if (n == TLS_MAX_SUITES) {
-			snprintf(why, whylen, "names more than %d suites", TLS_MAX_SUITES);
-			return -1;
-		}
-		list[n++] = id;
-	}
-	if (n == 0) {
-		snprintf(why, whylen, "names no cipher suite");
-		return -1;
-	}
-	list[n] = 0;
-	memcpy(field, list, (n + 1) * sizeof *list);
-	return 0;
-}
-
-/* groups: key exchange group names in preference order. */
-static int set_groups(const struct keydef *k, const char *v, void *field, char *why,
-                      size_t whylen)
-{
-	uint16_t list[TLS_MAX_GROUPS + 1], id;
-	char names[100];
-	size_t n = 0, len;
-	const char *item;
-
-	(void)k;
-	while ((item = next_item(&v, &len)) != NULL) {
-		if (tls_group_lookup(item, len, &id) < 0) {
-			snprintf(why, whylen, "names '%.*s', not a group moat offers (%s)",
-			         (int)(len > 64 ? 64 : len), item, tls_group_names(names, sizeof names));
-			return -1;
-		}
-		if (listed(list, n, id)) {
-			snprintf(why, whylen, "names '%.*s' twice", (int)len, item);
-			return -1;
-		}
-		if (n == TLS_MAX_GROUPS) {
-			snprintf(why, whylen, "names more than %d groups", TLS_MAX_GROUPS);
+		if (n == cap) {
+			snprintf(why, whylen, "includes more than %zu %ss", cap, what);
 			return -1;
 		}
 		list[n++] = id;
 	}
 	if (n == 0) {
-		snprintf(why, whylen, "names no group");
+		snprintf(why, whylen, "includes no %s", what);
 		return -1;
 	}
 	list[n] = 0;
@@ -810,9 +783,9 @@ static const struct keydef tls_keys[] = {
 	[TK_CERT] = { "certificate", set_string, CFG_OFF(certificate), 1, 0, 0, NULL },
 	[TK_KEY] = { "key", set_string, CFG_OFF(key), 1, 0, 0, NULL },
 	{ "min_version", set_word, CFG_OFF(min_tls13), 0, 0, 0, version_words },
-	{ "tls12_ciphers", set_suites, CFG_OFF(tls12_ciphers), 0, 0, 0, NULL },
-	{ "tls13_ciphers", set_suites, CFG_OFF(tls13_ciphers), 0, 1, 0, NULL },
-	{ "groups", set_groups, CFG_OFF(groups), 0, 0, 0, NULL },
+	{ "tls12_ciphers", set_ids, CFG_OFF(tls12_ciphers), 0, 0, 0, NULL },
+	{ "tls13_ciphers", set_ids, CFG_OFF(tls13_ciphers), 0, 1, 0, NULL },
+	{ "groups", set_ids, CFG_OFF(groups), 0, 2, 0, NULL },
 	{ "prefer_server_ciphers", set_word, CFG_OFF(prefer_server_ciphers), 0, 0, 0, bool_words },
 	{ "session_tickets", set_word, CFG_OFF(session_tickets), 0, 0, 0, bool_words },
 	/* RFC 8446 4.6.1: at most 7 days */
@@ -898,15 +871,15 @@ static int check_section_name(struct parser *p, const struct sectdef *d, const c
 	if (n == 0) {
 		problem(p, p->line, "[%s] needs a name, e.g. [%s %s]", d->word, d->word,
 		        d == &sectdefs[SECT_LISTENER] ? "imaps" : "rsa");
-		return 0;
+		return -1;
 	}
 	if (n > CFG_MAX_NAME) {
 		problem(p, p->line, "%s name is longer than %d characters", d->word, CFG_MAX_NAME);
-		return 0;
+		return -1;
 	}
-	if (d == &sectdefs[SECT_CERT] && n == 7 && memcmp(name, "default", 7) == 0) {
-		problem(p, p->line, "[certificate default] is [tls]'s certificate and key; "
-		        "choose another name");
+	if (d == &sectdefs[SECT_CERT] && n == 7 && strncasecmp(name, "default", 7) == 0) {
+		problem(p, p->line, "[certificate %.*s]: the name is taken by [tls]'s certificate "
+		        "and key; choose another", (int)n, name);
 		return -1;
 	}
 	for (size_t i = 0; (other = named_name(p, d, i)) != NULL; i++) {
@@ -1142,7 +1115,7 @@ static void set_key(struct parser *p, const char *name, const char *value)
 	const struct sectdef *d = p->cur_def;
 	struct sect *s;
 	void *base;
-	char label[96], why[160];
+	char label[96], why[512];
 	const struct keydef *k = NULL;
 	size_t i;
 
@@ -1251,6 +1224,7 @@ static void check_listener_tls(struct parser *p)
 		struct cfg_listener *l = &p->ls[i].l;
 		const char *v = l->certificates, *item;
 		size_t len, n = 0, cap = p->ncs + 1;
+		int seen = 0;                 /* an item was given */
 
 		l->certificates_line = p->ls[i].s.seen[LK_CERTS];
 		l->client_ca_line = p->ls[i].s.seen[LK_CLIENTCA];
@@ -1273,6 +1247,7 @@ static void check_listener_tls(struct parser *p)
 		while ((item = next_item(&v, &len)) != NULL) {
 			long idx = cert_index(p, item, len);
 			int dup = 0;
+			seen = 1;
 			if (idx < 0) {
 				problem(p, l->certificates_line, "certificates: no [certificate %.*s] "
 				        "section (and 'default' is [tls]'s)", (int)(len > 64 ? 64 : len),
@@ -1288,8 +1263,8 @@ static void check_listener_tls(struct parser *p)
 				l->cert_idx[n++] = (size_t)idx;
 		}
 		l->ncerts = n;
-		if (n == 0 && !p->ls[i].s.bad[LK_CERTS])
-			problem(p, l->certificates_line, "certificates: names no certificate");
+		if (!seen && !p->ls[i].s.bad[LK_CERTS])
+			problem(p, l->certificates_line, "certificates: includes no certificate");
 	}
 }
 

@@ -15,7 +15,9 @@ What it provides:
   to its section), runs `build/moat -c` (binary from
   $MOAT, default build/moat; optional wrapper command from $MOAT_WRAPPER,
   e.g. "valgrind -q"), captures stderr to a log file, waits for
-  event=ready, stops it with SIGTERM and returns its exit status.
+  event=ready, stops it with SIGTERM and returns its exit status;
+  write_config() and reload() (SIGHUP) change it while it runs.
+- mkcert(): more certificates from the test CA (scripts/mkcert.sh).
 - client_context(): an ssl.SSLContext trusting only the test CA.
 - big_message(): a deterministic 64 MiB RFC 5322 message (CRLF lines, some
   starting with "." to exercise POP3 dot-stuffing), made once per run;
@@ -250,6 +252,20 @@ def certs():
                                    % (r.returncode, r.stderr.decode(errors="replace")))
             _certs = Certs(d)
         return _certs
+
+
+def mkcert(name, kind="ec", days=30, cn="localhost", *sans):
+    """Issues a certificate from the test CA with scripts/mkcert.sh (kind:
+    ec, ec384, rsa or client); returns (chain path, key path). sans: e.g.
+    "DNS:localhost"; none: no subjectAltName."""
+    d = certs().dir
+    r = subprocess.run(["sh", os.path.join(SCRIPTS, "mkcert.sh"), d, name, kind,
+                        str(days), cn] + list(sans),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("scripts/mkcert.sh failed (%d): %s"
+                           % (r.returncode, r.stderr.decode(errors="replace")))
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
 
 
 def client_context(minimum=None, maximum=None, ca=None):
@@ -581,7 +597,10 @@ class Listener:
 
 
 def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
-                extra_tls=""):
+                extra_tls="", extra=""):
+    """The text of a moat config: [moat], [tls] (cert/key default to the
+    test certificate; extra_tls: more [tls] lines), the listeners, then
+    `extra` verbatim (e.g. [certificate NAME] sections)."""
     c = certs()
     lines = ["; written by test/integration/harness.py",
              "[moat]",
@@ -601,6 +620,8 @@ def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
                   "tls = %s" % l.tls,
                   "backend = %s:%d" % (LOOPBACK, l.backend_port)]
         lines += ["%s = %s" % (k, v) for k, v in l.options.items()]
+    if extra:
+        lines += ["", extra.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -608,19 +629,36 @@ class Moat:
     """moat run in the foreground with its stderr in a log file."""
 
     def __init__(self, listeners, workers=2, log_level="info", wrapper=None,
-                 name="moat"):
+                 name="moat", cert=None, key=None, extra_tls="", extra=""):
         self.dir = new_dir(name)
         self.listeners = {l.name: l for l in listeners}
         self.config_path = os.path.join(self.dir, "moat.ini")
         self.log_path = os.path.join(self.dir, "moat.log")
-        with open(self.config_path, "w") as f:
-            f.write(moat_config(listeners, workers, log_level))
+        self.write_config(moat_config(listeners, workers, log_level, cert, key,
+                                      extra_tls, extra))
         self.wrapper = moat_wrapper() if wrapper is None else list(wrapper)
         self.proc = None
         self.returncode = None
 
     def port(self, name):
         return self.listeners[name].port
+
+    def write_config(self, text):
+        """Replaces the config file (atomically: a reload never sees half)."""
+        tmp = self.config_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
+
+    def reload(self, timeout=30):
+        """Sends SIGHUP and waits for its outcome; returns True for
+        event=reloaded, False for event=reload_failed (the log then has
+        the reasons)."""
+        start = len(self.log())
+        self.proc.send_signal(signal.SIGHUP)
+        m = self.wait_log(r"event=(reloaded|reload_failed)\b[^\n]*(?:generation|message)=",
+                          timeout, start)
+        return m.group(1) == "reloaded"
 
     def start(self, timeout=20):
         binary = moat_binary()

@@ -30,6 +30,12 @@
 #define LX(more) L("*:993", "imap", "127.0.0.1:143") more
 /* [moat] at line 9, the key at line 10. */
 #define MOAT(kv) MIN "[moat]\n" kv "\n"
+/* [tls] with one more key at line 4; [listener imaps] at line 5. */
+#define TLSKV(kv) TLS_OK kv "\n" IMAPS
+/* A [certificate NAME] section: header, certificate, key (3 lines). */
+#define CERT(n, c, k) "[certificate " n "]\ncertificate = " c "\nkey = " k "\n"
+/* After MIN: [certificate a] at lines 9-11, [certificate b] at 12-14. */
+#define CERTS_AB CERT("a", "/a.pem", "/a.key") CERT("b", "/b.pem", "/b.key")
 
 struct row {
 	const char *name;
@@ -68,6 +74,50 @@ static void assert_addr(const struct cfg_addr *a, int family, const char *ip, un
 		assert_int_equal(ntohs(sin6->sin6_port), port);
 	}
 	assert_string_equal(buf, ip);
+}
+
+/* Used in failure messages: the name of a suite or group id. */
+static const char *id_name(uint16_t id)
+{
+	const char *name = tls_suite_name(id);
+
+	if (!name)
+		name = tls_group_name(id);
+	return name ? name : id ? "?" : "end";
+}
+
+/* A 0-terminated id list equals want, its 0 included. */
+static void assert_ids(const uint16_t *got, const uint16_t *want)
+{
+	size_t i = 0;
+
+	do {
+		if (got[i] != want[i])
+			print_error("id %zu: got 0x%04x (%s), want 0x%04x (%s)\n", i, got[i],
+			            id_name(got[i]), want[i], id_name(want[i]));
+		assert_int_equal(got[i], want[i]);
+	} while (want[i++]);
+}
+
+/* A listener serves exactly the certificates idx[0..n), in that order. */
+static void assert_cert_idx(const struct cfg_listener *l, const size_t *idx, size_t n)
+{
+	assert_int_equal(l->ncerts, n);
+	assert_non_null(l->cert_idx);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(l->cert_idx[i], idx[i]);
+}
+
+/* One entry of cfg->certs, with the lines of its header and keys. */
+static void assert_cert(const struct cfg_cert *e, const char *name, const char *cert,
+                        const char *key, int line, int cert_line, int key_line)
+{
+	assert_string_equal(e->name, name);
+	assert_string_equal(e->certificate, cert);
+	assert_string_equal(e->key, key);
+	assert_int_equal(e->line, line);
+	assert_int_equal(e->certificate_line, cert_line);
+	assert_int_equal(e->key_line, key_line);
 }
 
 static long online_cpus(void)
@@ -203,6 +253,321 @@ static void check_indent_first(const struct cfg *c)
 	assert_string_equal(c->key, "/k");
 }
 
+/* Every [tls] option a minimal config does not set has its default. */
+static void check_tls_defaults(const struct cfg *c)
+{
+	assert_int_equal(c->min_tls13, 0);
+	assert_ids(c->tls12_ciphers, tls_default_tls12_suites);
+	assert_ids(c->tls13_ciphers, tls_default_tls13_suites);
+	assert_ids(c->groups, tls_default_groups);
+	assert_int_equal(c->prefer_server_ciphers, 1);
+	assert_int_equal(c->session_tickets, 1);
+	assert_int_equal(c->ticket_lifetime_ms, 2 * 3600 * 1000);
+	assert_int_equal(c->key_permissions, CFG_KEYPERM_AUTO);
+	assert_int_equal(c->expiry_warning_days, 30);
+	assert_int_equal(c->tls_line, 1);
+	assert_int_equal(c->certificate_line, 2);
+	assert_int_equal(c->key_line, 3);
+}
+
+/* A minimal config has one certificate, [tls]'s, and its listener serves
+ * it without asking for client certificates. */
+static void check_certs_default(const struct cfg *c)
+{
+	static const size_t idx[] = { 0 };
+	const struct cfg_listener *l = &c->listeners[0];
+
+	check_tls_defaults(c);
+	assert_int_equal(c->ncerts, 1);
+	assert_non_null(c->certs);
+	assert_cert(&c->certs[0], "default", "/etc/moat/cert.pem", "/etc/moat/key.pem", 1, 2, 3);
+	assert_int_equal(c->nlisteners, 1);
+	assert_null(l->certificates);
+	assert_int_equal(l->certificates_line, 0);
+	assert_cert_idx(l, idx, 1);
+	assert_int_equal(l->client_certificate, CFG_CLIENT_NONE);
+	assert_null(l->client_ca);
+	assert_int_equal(l->client_ca_line, 0);
+	assert_int_equal(l->transparent, 0);
+}
+
+static void check_min_tls13(const struct cfg *c)
+{
+	assert_int_equal(c->min_tls13, 1);
+}
+
+static void check_min_tls12(const struct cfg *c)
+{
+	check_tls_defaults(c);
+}
+
+/* OpenSSL names separated by ':'; the other lists keep their defaults. */
+static void check_tls12_openssl(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0xC030, 0xCCA9, 0 };
+
+	assert_ids(c->tls12_ciphers, want);
+	assert_ids(c->tls13_ciphers, tls_default_tls13_suites);
+	assert_ids(c->groups, tls_default_groups);
+}
+
+/* IANA names separated by ", ". */
+static void check_tls12_iana(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0xCCA8, 0xC02B, 0 };
+
+	assert_ids(c->tls12_ciphers, want);
+}
+
+/* Mixed case, mixed spellings and runs of separators. */
+static void check_tls12_mixed(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0xC02F, 0xC02C, 0xC02B, 0 };
+
+	assert_ids(c->tls12_ciphers, want);
+}
+
+/* All six in reverse order: the order written is the order kept. */
+static void check_tls12_reversed(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0xCCA8, 0xC030, 0xC02F, 0xCCA9, 0xC02C, 0xC02B, 0 };
+
+	assert_ids(c->tls12_ciphers, want);
+	assert_ids(c->tls13_ciphers, tls_default_tls13_suites);
+}
+
+static void check_tls13_two(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0x1303, 0x1301, 0 };
+
+	assert_ids(c->tls13_ciphers, want);
+	assert_ids(c->tls12_ciphers, tls_default_tls12_suites);
+	assert_ids(c->groups, tls_default_groups);
+}
+
+static void check_tls13_one(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0x1302, 0 };
+
+	assert_ids(c->tls13_ciphers, want);
+}
+
+/* P-384 and prime256v1 are aliases of secp384r1 and secp256r1. */
+static void check_groups_aliases(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0x0018, 0x0017, 0 };
+
+	assert_ids(c->groups, want);
+	assert_ids(c->tls12_ciphers, tls_default_tls12_suites);
+	assert_ids(c->tls13_ciphers, tls_default_tls13_suites);
+}
+
+static void check_groups_case(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0x0017, 0x001D, 0x0018, 0 };
+
+	assert_ids(c->groups, want);
+}
+
+static void check_groups_one(const struct cfg *c)
+{
+	static const uint16_t want[] = { 0x001D, 0 };
+
+	assert_ids(c->groups, want);
+}
+
+static void check_no_prefer(const struct cfg *c)
+{
+	assert_int_equal(c->prefer_server_ciphers, 0);
+	assert_int_equal(c->session_tickets, 1);
+}
+
+static void check_no_tickets(const struct cfg *c)
+{
+	assert_int_equal(c->session_tickets, 0);
+	assert_int_equal(c->prefer_server_ciphers, 1);
+}
+
+static void check_lifetime_1m(const struct cfg *c)
+{
+	assert_int_equal(c->ticket_lifetime_ms, 60000);
+}
+
+static void check_lifetime_7d(const struct cfg *c)
+{
+	assert_int_equal(c->ticket_lifetime_ms, 604800000);
+}
+
+static void check_lifetime_bare(const struct cfg *c)
+{
+	assert_int_equal(c->ticket_lifetime_ms, 90000);
+}
+
+static void check_keyperm_strict(const struct cfg *c)
+{
+	assert_int_equal(c->key_permissions, CFG_KEYPERM_STRICT);
+}
+
+static void check_keyperm_warn(const struct cfg *c)
+{
+	assert_int_equal(c->key_permissions, CFG_KEYPERM_WARN);
+}
+
+static void check_expiry_0(const struct cfg *c)
+{
+	assert_int_equal(c->expiry_warning_days, 0);
+}
+
+static void check_expiry_3650(const struct cfg *c)
+{
+	assert_int_equal(c->expiry_warning_days, 3650);
+}
+
+/* Every [tls] key set away from its default; lines 4-12. */
+static void check_tls_all_keys(const struct cfg *c)
+{
+	static const uint16_t s12[] = { 0xC02F, 0xC030, 0 }, s13[] = { 0x1303, 0 };
+	static const uint16_t g[] = { 0x0018, 0x001D, 0 };
+
+	assert_int_equal(c->min_tls13, 1);
+	assert_ids(c->tls12_ciphers, s12);
+	assert_ids(c->tls13_ciphers, s13);
+	assert_ids(c->groups, g);
+	assert_int_equal(c->prefer_server_ciphers, 0);
+	assert_int_equal(c->session_tickets, 0);
+	assert_int_equal(c->ticket_lifetime_ms, 12 * 3600 * 1000);
+	assert_int_equal(c->key_permissions, CFG_KEYPERM_WARN);
+	assert_int_equal(c->expiry_warning_days, 14);
+	assert_int_equal(c->certificate_line, 2);
+	assert_int_equal(c->key_line, 3);
+	assert_cert(&c->certs[0], "default", "/etc/moat/cert.pem", "/etc/moat/key.pem", 1, 2, 3);
+}
+
+/* MIN then CERTS_AB: [tls]'s first, then a and b in file order, and the
+ * listener serves all three in that order. */
+static void check_certs_ab(const struct cfg *c)
+{
+	static const size_t idx[] = { 0, 1, 2 };
+
+	assert_int_equal(c->ncerts, 3);
+	assert_cert(&c->certs[0], "default", "/etc/moat/cert.pem", "/etc/moat/key.pem", 1, 2, 3);
+	assert_cert(&c->certs[1], "a", "/a.pem", "/a.key", 9, 10, 11);
+	assert_cert(&c->certs[2], "b", "/b.pem", "/b.key", 12, 13, 14);
+	assert_null(c->listeners[0].certificates);
+	assert_cert_idx(&c->listeners[0], idx, 3);
+	check_tls_defaults(c);
+}
+
+/* [certificate z] at lines 1-3 before [tls] at 4-6: [tls]'s stays first. */
+static void check_cert_before_tls(const struct cfg *c)
+{
+	static const size_t idx[] = { 0, 1 };
+
+	assert_int_equal(c->ncerts, 2);
+	assert_cert(&c->certs[0], "default", "/etc/moat/cert.pem", "/etc/moat/key.pem", 4, 5, 6);
+	assert_cert(&c->certs[1], "z", "/z.pem", "/z.key", 1, 2, 3);
+	assert_int_equal(c->tls_line, 4);
+	assert_cert_idx(&c->listeners[0], idx, 2);
+}
+
+/* key before certificate, a ; comment and a name with every allowed kind
+ * of character. */
+static void check_cert_keys_swapped(const struct cfg *c)
+{
+	assert_int_equal(c->ncerts, 2);
+	assert_cert(&c->certs[1], "RSA-2048_v1.x", "/r.pem", "/r.key", 9, 11, 10);
+}
+
+/* certificates = b a, with the sections after the listener (lines 9-14). */
+static void check_listener_b_a(const struct cfg *c)
+{
+	static const size_t idx[] = { 2, 1 };
+	const struct cfg_listener *l = &c->listeners[0];
+
+	assert_int_equal(c->ncerts, 3);
+	assert_cert(&c->certs[1], "a", "/a.pem", "/a.key", 9, 10, 11);
+	assert_cert(&c->certs[2], "b", "/b.pem", "/b.key", 12, 13, 14);
+	assert_string_equal(l->certificates, "b a");
+	assert_int_equal(l->certificates_line, 8);
+	assert_cert_idx(l, idx, 2);
+}
+
+/* certificates = b, default:a. */
+static void check_listener_b_default_a(const struct cfg *c)
+{
+	static const size_t idx[] = { 2, 0, 1 };
+
+	assert_cert_idx(&c->listeners[0], idx, 3);
+}
+
+/* certificates = default, with other certificates around. */
+static void check_listener_default_only(const struct cfg *c)
+{
+	static const size_t idx[] = { 0 };
+
+	assert_int_equal(c->ncerts, 3);
+	assert_cert_idx(&c->listeners[0], idx, 1);
+}
+
+/* Two listeners: imaps serves every certificate, pop3s only b. */
+static void check_two_listener_certs(const struct cfg *c)
+{
+	static const size_t all[] = { 0, 1, 2 }, b[] = { 2 };
+
+	assert_int_equal(c->nlisteners, 2);
+	assert_cert_idx(&c->listeners[0], all, 3);
+	assert_cert_idx(&c->listeners[1], b, 1);
+	assert_int_equal(c->listeners[1].certificates_line, 19);
+}
+
+/* client_certificate = optional with its CA at line 9. */
+static void check_client_optional(const struct cfg *c)
+{
+	const struct cfg_listener *l = &c->listeners[0];
+
+	assert_int_equal(l->client_certificate, CFG_CLIENT_OPTIONAL);
+	assert_string_equal(l->client_ca, "/etc/moat/ca.pem");
+	assert_int_equal(l->client_ca_line, 9);
+}
+
+/* client_certificate = required with its CA first, at line 8. */
+static void check_client_required(const struct cfg *c)
+{
+	const struct cfg_listener *l = &c->listeners[0];
+
+	assert_int_equal(l->client_certificate, CFG_CLIENT_REQUIRED);
+	assert_string_equal(l->client_ca, "/ca.pem");
+	assert_int_equal(l->client_ca_line, 8);
+}
+
+/* client_ca without a client certificate is kept, and unused. */
+static void check_client_none_with_ca(const struct cfg *c)
+{
+	const struct cfg_listener *l = &c->listeners[0];
+
+	assert_int_equal(l->client_certificate, CFG_CLIENT_NONE);
+	assert_string_equal(l->client_ca, "/ca.pem");
+	assert_int_equal(l->client_ca_line, 9);
+}
+
+static void check_client_none(const struct cfg *c)
+{
+	assert_int_equal(c->listeners[0].client_certificate, CFG_CLIENT_NONE);
+	assert_null(c->listeners[0].client_ca);
+}
+
+static void check_starttls_opaque(const struct cfg *c)
+{
+	assert_int_equal(c->listeners[0].tls, CFG_TLS_STARTTLS);
+	assert_int_equal(c->listeners[0].transparent, 0);
+}
+
+static void check_implicit_transparent(const struct cfg *c)
+{
+	assert_int_equal(c->listeners[0].tls, CFG_TLS_IMPLICIT);
+	assert_int_equal(c->listeners[0].transparent, 1);
+}
+
 /* ---- cfg_parse_string rows ---- */
 
 static const struct row rows[] = {
@@ -297,6 +662,244 @@ static const struct row rows[] = {
 	  "t:3: duplicate key 'certificate' in [tls] (first at line 2)\n", 1, NULL },
 	{ "tls unknown key", "[tls]\ncertificate = /a\nkey = /k\nciphers = x\n" IMAPS, 0,
 	  "t:4: unknown key 'ciphers' in [tls]\n", 1, NULL },
+
+	/* [tls] options, the key at line 4: what parses */
+	{ "tls defaults and certs of a minimal config", MIN, 1, NULL, 0, check_certs_default },
+	{ "min_version 1.3", TLSKV("min_version = 1.3"), 1, NULL, 0, check_min_tls13 },
+	{ "min_version 1.2", TLSKV("min_version = 1.2"), 1, NULL, 0, check_min_tls12 },
+	{ "tls12_ciphers openssl names, ':'", TLSKV("tls12_ciphers = "
+	  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"), 1, NULL, 0,
+	  check_tls12_openssl },
+	{ "tls12_ciphers iana names, ', '", TLSKV("tls12_ciphers = "
+	  "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+	  1, NULL, 0, check_tls12_iana },
+	{ "tls12_ciphers mixed case and separators", TLSKV("tls12_ciphers = "
+	  ":ecdhe-rsa-aes128-gcm-sha256 :, Tls_Ecdhe_Ecdsa_With_Aes_256_Gcm_Sha384\t"
+	  "ECDHE-ECDSA-aes128-GCM-sha256,"), 1, NULL, 0, check_tls12_mixed },
+	{ "tls12_ciphers order kept", TLSKV("tls12_ciphers = ECDHE-RSA-CHACHA20-POLY1305 "
+	  "ECDHE-RSA-AES256-GCM-SHA384 ECDHE-RSA-AES128-GCM-SHA256 "
+	  "ECDHE-ECDSA-CHACHA20-POLY1305 ECDHE-ECDSA-AES256-GCM-SHA384 "
+	  "ECDHE-ECDSA-AES128-GCM-SHA256"), 1, NULL, 0, check_tls12_reversed },
+	{ "tls13_ciphers two, lowercase", TLSKV("tls13_ciphers = "
+	  "tls_chacha20_poly1305_sha256, TLS_AES_128_GCM_SHA256"), 1, NULL, 0, check_tls13_two },
+	{ "tls13_ciphers one", TLSKV("tls13_ciphers = TLS_AES_256_GCM_SHA384"), 1, NULL, 0,
+	  check_tls13_one },
+	{ "groups aliases", TLSKV("groups = P-384 prime256v1"), 1, NULL, 0, check_groups_aliases },
+	{ "groups any case", TLSKV("groups = p-256,X25519:SECP384R1"), 1, NULL, 0,
+	  check_groups_case },
+	{ "groups one", TLSKV("groups = x25519"), 1, NULL, 0, check_groups_one },
+	{ "prefer_server_ciphers no", TLSKV("prefer_server_ciphers = no"), 1, NULL, 0,
+	  check_no_prefer },
+	{ "session_tickets no", TLSKV("session_tickets = no"), 1, NULL, 0, check_no_tickets },
+	{ "ticket_lifetime 1m", TLSKV("ticket_lifetime = 1m"), 1, NULL, 0, check_lifetime_1m },
+	{ "ticket_lifetime 7d", TLSKV("ticket_lifetime = 7d"), 1, NULL, 0, check_lifetime_7d },
+	{ "ticket_lifetime bare seconds", TLSKV("ticket_lifetime = 90"), 1, NULL, 0,
+	  check_lifetime_bare },
+	{ "key_permissions strict", TLSKV("key_permissions = strict"), 1, NULL, 0,
+	  check_keyperm_strict },
+	{ "key_permissions warn", TLSKV("key_permissions = warn"), 1, NULL, 0,
+	  check_keyperm_warn },
+	{ "expiry_warning_days 0", TLSKV("expiry_warning_days = 0"), 1, NULL, 0, check_expiry_0 },
+	{ "expiry_warning_days 3650", TLSKV("expiry_warning_days = 3650"), 1, NULL, 0,
+	  check_expiry_3650 },
+	{ "every tls key set", TLSKV("min_version = 1.3\n"
+	  "tls12_ciphers = ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384\n"
+	  "tls13_ciphers = TLS_CHACHA20_POLY1305_SHA256\ngroups = secp384r1 x25519\n"
+	  "prefer_server_ciphers = no\nsession_tickets = no\nticket_lifetime = 12h\n"
+	  "key_permissions = warn\nexpiry_warning_days = 14"), 1, NULL, 0, check_tls_all_keys },
+
+	/* [tls] options, the key at line 4: what is refused */
+	{ "tls12_ciphers unknown name", TLSKV("tls12_ciphers = FOO"), 0,
+	  "t:4: tls12_ciphers: 'FOO' includes 'FOO', not a cipher suite moat offers "
+	  "(it offers: ECDHE-ECDSA-AES128-GCM-SHA256 ECDHE-ECDSA-AES256-GCM-SHA384 "
+	  "ECDHE-ECDSA-CHACHA20-POLY1305 ECDHE-RSA-AES128-GCM-SHA256 ECDHE-RSA-AES256-GCM-SHA384 "
+	  "ECDHE-RSA-CHACHA20-POLY1305)\n", 1, NULL },
+	{ "tls12_ciphers non-ECDHE suite", TLSKV("tls12_ciphers = "
+	  "ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256"), 0,
+	  "t:4: tls12_ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256' includes "
+	  "'AES128-GCM-SHA256', not a cipher suite moat offers", 1, NULL },
+	{ "tls12_ciphers CBC suite", TLSKV("tls12_ciphers = "
+	  "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"), 0,
+	  "t:4: tls12_ciphers: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256' includes "
+	  "'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256', not a cipher suite moat offers", 1, NULL },
+	{ "tls13_ciphers unknown name", TLSKV("tls13_ciphers = TLS_AES_128_CCM_SHA256"), 0,
+	  "t:4: tls13_ciphers: 'TLS_AES_128_CCM_SHA256' includes 'TLS_AES_128_CCM_SHA256', not a "
+	  "cipher suite moat offers (it offers: TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 "
+	  "TLS_CHACHA20_POLY1305_SHA256)\n", 1, NULL },
+	{ "tls12_ciphers with a TLS 1.3 suite", TLSKV("tls12_ciphers = "
+	  "ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256"), 0,
+	  "t:4: tls12_ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256' includes "
+	  "'TLS_AES_128_GCM_SHA256', a TLS 1.3 suite; list it in tls13_ciphers\n", 1, NULL },
+	{ "tls13_ciphers with a TLS 1.2 suite", TLSKV("tls13_ciphers = "
+	  "ECDHE-ECDSA-AES128-GCM-SHA256"), 0,
+	  "t:4: tls13_ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' includes "
+	  "'ECDHE-ECDSA-AES128-GCM-SHA256', a TLS 1.2 suite; list it in tls12_ciphers\n", 1,
+	  NULL },
+	{ "tls13_ciphers with a TLS 1.2 iana name", TLSKV("tls13_ciphers = "
+	  "TLS_AES_256_GCM_SHA384 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"), 0,
+	  "includes 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384', a TLS 1.2 suite; list it in "
+	  "tls12_ciphers\n", 1, NULL },
+	{ "tls12_ciphers duplicate", TLSKV("tls12_ciphers = "
+	  "ECDHE-RSA-AES128-GCM-SHA256,ecdhe-rsa-aes128-gcm-sha256"), 0,
+	  "t:4: tls12_ciphers: 'ECDHE-RSA-AES128-GCM-SHA256,ecdhe-rsa-aes128-gcm-sha256' includes "
+	  "'ecdhe-rsa-aes128-gcm-sha256' twice\n", 1, NULL },
+	{ "tls12_ciphers same suite, two spellings", TLSKV("tls12_ciphers = "
+	  "ECDHE-ECDSA-CHACHA20-POLY1305 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"), 0,
+	  "includes 'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256' twice\n", 1, NULL },
+	{ "tls13_ciphers duplicate", TLSKV("tls13_ciphers = "
+	  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"), 0,
+	  "includes 'TLS_AES_128_GCM_SHA256' twice\n", 1, NULL },
+	{ "tls12_ciphers only separators", TLSKV("tls12_ciphers = :"), 0,
+	  "t:4: tls12_ciphers: ':' includes no cipher suite\n", 1, NULL },
+	{ "tls13_ciphers only separators", TLSKV("tls13_ciphers = , :,"), 0,
+	  "t:4: tls13_ciphers: ', :,' includes no cipher suite\n", 1, NULL },
+	{ "tls12_ciphers empty", TLSKV("tls12_ciphers ="), 0,
+	  "t:4: tls12_ciphers: empty value\n", 1, NULL },
+	{ "groups unknown", TLSKV("groups = x25519 x448"), 0,
+	  "t:4: groups: 'x25519 x448' includes 'x448', not a group moat offers "
+	  "(it offers: x25519 secp256r1 secp384r1)\n", 1, NULL },
+	{ "groups P-521", TLSKV("groups = P-521"), 0,
+	  "t:4: groups: 'P-521' includes 'P-521', not a group moat offers", 1, NULL },
+	{ "groups alias twice", TLSKV("groups = P-256:secp256r1"), 0,
+	  "t:4: groups: 'P-256:secp256r1' includes 'secp256r1' twice\n", 1, NULL },
+	{ "groups only separators", TLSKV("groups = ,"), 0, "t:4: groups: ',' includes no group\n",
+	  1, NULL },
+	{ "min_version 1.1", TLSKV("min_version = 1.1"), 0,
+	  "t:4: min_version: '1.1' is not one of 1.2, 1.3\n", 1, NULL },
+	{ "min_version TLSv1.3", TLSKV("min_version = TLSv1.3"), 0,
+	  "t:4: min_version: 'TLSv1.3' is not one of 1.2, 1.3\n", 1, NULL },
+	{ "prefer_server_ciphers true", TLSKV("prefer_server_ciphers = true"), 0,
+	  "t:4: prefer_server_ciphers: 'true' is not one of no, yes\n", 1, NULL },
+	{ "session_tickets on", TLSKV("session_tickets = on"), 0,
+	  "t:4: session_tickets: 'on' is not one of no, yes\n", 1, NULL },
+	{ "ticket_lifetime 30s", TLSKV("ticket_lifetime = 30s"), 0,
+	  "t:4: ticket_lifetime: '30s' is too short (min 60000ms)\n", 1, NULL },
+	{ "ticket_lifetime 59999ms", TLSKV("ticket_lifetime = 59999ms"), 0,
+	  "t:4: ticket_lifetime: '59999ms' is too short (min 60000ms)\n", 1, NULL },
+	{ "ticket_lifetime 8d", TLSKV("ticket_lifetime = 8d"), 0,
+	  "t:4: ticket_lifetime: '8d' is too long (max 604800000ms)\n", 1, NULL },
+	{ "ticket_lifetime beyond 32 bits names its own max", TLSKV("ticket_lifetime = 50d"), 0,
+	  "t:4: ticket_lifetime: '50d' is too long (max 604800000ms)\n", 1, NULL },
+	{ "ticket_lifetime 7d and 1ms", TLSKV("ticket_lifetime = 604800001ms"), 0,
+	  "t:4: ticket_lifetime: '604800001ms' is too long (max 604800000ms)\n", 1, NULL },
+	{ "ticket_lifetime not a duration", TLSKV("ticket_lifetime = 2 h"), 0,
+	  "t:4: ticket_lifetime: '2 h' is not a duration", 1, NULL },
+	{ "key_permissions maybe", TLSKV("key_permissions = maybe"), 0,
+	  "t:4: key_permissions: 'maybe' is not one of auto, strict, warn\n", 1, NULL },
+	{ "key_permissions uppercase", TLSKV("key_permissions = Strict"), 0,
+	  "t:4: key_permissions: 'Strict' is not one of auto, strict, warn\n", 1, NULL },
+	{ "expiry_warning_days 4000", TLSKV("expiry_warning_days = 4000"), 0,
+	  "t:4: expiry_warning_days: '4000' is out of range 0..3650\n", 1, NULL },
+	{ "expiry_warning_days 3651", TLSKV("expiry_warning_days = 3651"), 0,
+	  "t:4: expiry_warning_days: '3651' is out of range 0..3650\n", 1, NULL },
+	{ "expiry_warning_days negative", TLSKV("expiry_warning_days = -1"), 0,
+	  "t:4: expiry_warning_days: '-1' is not a whole number\n", 1, NULL },
+	{ "duplicate tls option", TLSKV("groups = x25519\ngroups = secp256r1"), 0,
+	  "t:5: duplicate key 'groups' in [tls] (first at line 4)\n", 1, NULL },
+	{ "two bad tls options, both reported", TLSKV("min_version = 1.0\nsession_tickets = 1"),
+	  0, "t:4: min_version: '1.0' is not one of 1.2, 1.3\n"
+	  "t:5: session_tickets: '1' is not one of no, yes\n", 2, NULL },
+
+	/* [certificate NAME], after MIN from line 9 */
+	{ "two certificate sections", MIN CERTS_AB, 1, NULL, 0, check_certs_ab },
+	{ "certificate section before [tls]", CERT("z", "/z.pem", "/z.key") MIN, 1, NULL, 0,
+	  check_cert_before_tls },
+	{ "certificate keys in any order", MIN "[certificate RSA-2048_v1.x] ; rsa\n"
+	  "key = /r.key\ncertificate = /r.pem\n", 1, NULL, 0, check_cert_keys_swapped },
+	{ "certificate without key", MIN "[certificate x]\ncertificate = /x.pem\n", 0,
+	  "t:9: [certificate x] key is required\n", 1, NULL },
+	{ "certificate without certificate", MIN "[certificate x]\nkey = /x.key\n", 0,
+	  "t:9: [certificate x] certificate is required\n", 1, NULL },
+	{ "certificate section empty", MIN CERT("a", "/a", "/a") "[certificate x]\n", 0,
+	  "t:12: [certificate x] certificate is required\n"
+	  "t:12: [certificate x] key is required\n", 2, NULL },
+	{ "certificate empty value", MIN "[certificate x]\ncertificate =\nkey = /x.key\n", 0,
+	  "t:10: certificate: empty value\n", 1, NULL },
+	{ "certificate duplicate name", MIN CERTS_AB CERT("a", "/c", "/c"), 0,
+	  "t:15: duplicate section [certificate a] (first at line 9)\n", 1, NULL },
+	{ "certificate default is reserved", MIN CERT("default", "/d", "/d"), 0,
+	  "t:9: [certificate default]: the name is taken by [tls]'s certificate and key; "
+	  "choose another\n", 1, NULL },
+	{ "certificate Default is reserved too", MIN CERT("Default", "/d", "/d"), 0,
+	  "t:9: [certificate Default]: the name is taken by [tls]'s certificate and key; "
+	  "choose another\n", 1, NULL },
+	{ "certificate without a name or keys: one error", MIN "[certificate]\n", 0,
+	  "t:9: [certificate] needs a name, e.g. [certificate rsa]\n", 1, NULL },
+	{ "listener without a name or keys: one error", MIN "[listener]\n", 0,
+	  "t:9: [listener] needs a name, e.g. [listener imaps]\n", 1, NULL },
+	{ "certificate without a name", MIN CERT("", "/d", "/d"), 0,
+	  "t:9: [certificate] needs a name, e.g. [certificate rsa]\n", 1, NULL },
+	{ "certificate name with a slash", MIN CERT("rsa/2", "/d", "/d"), 0,
+	  "t:9: certificate name 'rsa/2' may only use A-Z a-z 0-9 _ . -\n", 1, NULL },
+	{ "certificate name with a colon", MIN CERT("a:b", "/d", "/d"), 0,
+	  "t:9: certificate name 'a:b' may only use A-Z a-z 0-9 _ . -\n", 1, NULL },
+	{ "certificate name too long", MIN CERT(
+	  "a123456789b123456789c123456789d123456789e123456789f123456789g1234", "/d", "/d"), 0,
+	  "t:9: certificate name is longer than 64 characters\n", 1, NULL },
+	{ "certificate unknown key", MIN CERT("a", "/a", "/a") "chain = /c\n", 0,
+	  "t:12: unknown key 'chain' in [certificate a]\n", 1, NULL },
+	{ "certificate takes no tls options", MIN CERT("a", "/a", "/a") "min_version = 1.3\n", 0,
+	  "t:12: unknown key 'min_version' in [certificate a]\n", 1, NULL },
+	{ "certificate duplicate key", MIN CERT("a", "/a", "/a") "key = /b\n", 0,
+	  "t:12: duplicate key 'key' in [certificate a] (first at line 11)\n", 1, NULL },
+
+	/* listener certificates and client certificates: LX's key at line 8 */
+	{ "certificates in the given order", LX("certificates = b a\n") CERTS_AB, 1, NULL, 0,
+	  check_listener_b_a },
+	{ "certificates with default in the middle", LX("certificates = b, default:a\n")
+	  CERTS_AB, 1, NULL, 0, check_listener_b_default_a },
+	{ "certificates = default", LX("certificates = default\n") CERTS_AB, 1, NULL, 0,
+	  check_listener_default_only },
+	{ "certificates per listener", MIN CERTS_AB "[listener pop3s]\naddress = *:995\n"
+	  "protocol = pop3\nbackend = 127.0.0.1:110\ncertificates = b\n", 1, NULL, 0,
+	  check_two_listener_certs },
+	{ "certificates unknown name", LX("certificates = a nosuch\n") CERTS_AB, 0,
+	  "t:8: certificates: no [certificate nosuch] section (and 'default' is [tls]'s)\n", 1,
+	  NULL },
+	{ "certificates name of a refused section", LX("certificates = default, a\n")
+	  CERT("default", "/d", "/d"), 0,
+	  "t:8: certificates: no [certificate a] section (and 'default' is [tls]'s)\n"
+	  "t:9: [certificate default]: the name is taken by [tls]'s certificate and key; "
+	  "choose another\n", 2, NULL },
+	{ "certificates only an unknown name: one error", LX("certificates = nosuch\n"), 0,
+	  "t:8: certificates: no [certificate nosuch] section (and 'default' is [tls]'s)\n", 1,
+	  NULL },
+	{ "certificates name listed twice", LX("certificates = a default a\n") CERTS_AB, 0,
+	  "t:8: certificates: 'a' is listed twice\n", 1, NULL },
+	{ "certificates default listed twice", LX("certificates = default:default\n"), 0,
+	  "t:8: certificates: 'default' is listed twice\n", 1, NULL },
+	{ "certificates only separators", LX("certificates = ,\n"), 0,
+	  "t:8: certificates: includes no certificate\n", 1, NULL },
+	{ "certificates empty", LX("certificates =\n"), 0, "t:8: certificates: empty value\n", 1,
+	  NULL },
+	{ "client_certificate optional", LX("client_certificate = optional\n"
+	  "client_ca = /etc/moat/ca.pem\n"), 1, NULL, 0, check_client_optional },
+	{ "client_certificate required, ca first", LX("client_ca = /ca.pem\n"
+	  "client_certificate = required\n"), 1, NULL, 0, check_client_required },
+	{ "client_ca with none is accepted", LX("client_certificate = none\nclient_ca = /ca.pem\n"),
+	  1, NULL, 0, check_client_none_with_ca },
+	{ "client_certificate none", LX("client_certificate = none\n"), 1, NULL, 0,
+	  check_client_none },
+	{ "client_certificate required without client_ca",
+	  LX("client_certificate = required\n"), 0,
+	  "t:8: [listener x] client_certificate = required needs client_ca, the CA certificates "
+	  "that client certificates must chain to\n", 1, NULL },
+	{ "client_certificate optional without client_ca",
+	  LX("client_certificate = optional\n"), 0,
+	  "t:8: [listener x] client_certificate = optional needs client_ca", 1, NULL },
+	{ "client_certificate unknown", LX("client_certificate = yes\n"), 0,
+	  "t:8: client_certificate: 'yes' is not one of none, optional, required\n", 1, NULL },
+
+	/* tls = starttls and transparent */
+	{ "starttls with transparent", LX("tls = starttls\ntransparent = yes\n"), 0,
+	  "t:9: [listener x] transparent = yes needs tls = implicit: moat must answer STARTTLS "
+	  "itself\n", 1, NULL },
+	{ "transparent before starttls", LX("transparent = yes\ntls = starttls\n"), 0,
+	  "t:8: [listener x] transparent = yes needs tls = implicit", 1, NULL },
+	{ "starttls with transparent = no", LX("tls = starttls\ntransparent = no\n"), 1, NULL, 0,
+	  check_starttls_opaque },
+	{ "implicit with transparent", LX("transparent = yes\n"), 1, NULL, 0,
+	  check_implicit_transparent },
 
 	/* listener values: address 5, protocol 6, backend 7, more at 8 */
 	{ "protocol unknown", L("*:993", "smtp", "127.0.0.1:143"), 0,
@@ -625,6 +1228,54 @@ static void test_errors_in_line_order(void **state)
 	free(err);
 }
 
+/* Problems with the TLS options, certificates and listeners' TLS keys
+ * come out sorted by line like the rest, whichever pass found them. */
+static void test_tls_errors_in_line_order(void **state)
+{
+	static const char text[] =
+		"[listener a]\n"                    /* 1 */
+		"address = *:993\n"                 /* 2 */
+		"protocol = imap\n"                 /* 3 */
+		"backend = 127.0.0.1:143\n"         /* 4 */
+		"certificates = rsa, lost\n"        /* 5 */
+		"client_certificate = required\n"   /* 6 */
+		"tls = starttls\n"                  /* 7 */
+		"transparent = yes\n"               /* 8 */
+		"[tls]\n"                           /* 9 */
+		"certificate = /c\n"                /* 10 */
+		"key = /k\n"                        /* 11 */
+		"tls13_ciphers = TLS_AES_128_CCM_SHA256\n"  /* 12 */
+		"ticket_lifetime = 8d\n"            /* 13 */
+		"[certificate rsa]\n"               /* 14 */
+		"certificate = /r\n"                /* 15 */
+		"[certificate gone]\n"              /* 16 */
+		"[certificate gone]\n"              /* 17 */
+		"key = /g\n";                       /* 18 */
+	static const char want[] =
+		"t:5: certificates: no [certificate lost] section (and 'default' is [tls]'s)\n"
+		"t:6: [listener a] client_certificate = required needs client_ca, the CA "
+		"certificates that client certificates must chain to\n"
+		"t:8: [listener a] transparent = yes needs tls = implicit: moat must answer "
+		"STARTTLS itself\n"
+		"t:12: tls13_ciphers: 'TLS_AES_128_CCM_SHA256' includes 'TLS_AES_128_CCM_SHA256', "
+		"not a cipher suite moat offers (it offers: TLS_AES_128_GCM_SHA256 "
+		"TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256)\n"
+		"t:13: ticket_lifetime: '8d' is too long (max 604800000ms)\n"
+		"t:14: [certificate rsa] key is required\n"
+		"t:16: [certificate gone] certificate is required\n"
+		"t:16: [certificate gone] key is required\n"
+		"t:17: duplicate section [certificate gone] (first at line 16)\n";
+	struct cfg *c = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(cfg_parse_string(text, "t", &c, &err), -1);
+	assert_null(c);
+	assert_non_null(err);
+	assert_string_equal(err, want);
+	free(err);
+}
+
 /* Problems about the whole file come after those with a line. */
 static void test_whole_file_errors_last(void **state)
 {
@@ -931,8 +1582,9 @@ static const char *addr_label(const void *r)
 #define ROWS(t) t, sizeof t / sizeof *t, sizeof *t
 
 /* etc/moat.ini documents every option with its default: it must parse,
- * and its [listener imaps] / [listener pop3s] values must be exactly the
- * defaults a minimal listener gets. */
+ * its [tls] values must be exactly the defaults a minimal [tls] gets, and
+ * its [listener imaps] / [listener pop3s] values those a minimal listener
+ * gets. */
 static void test_example_config_documents_defaults(void **state)
 {
 	static const char minimal[] =
@@ -950,6 +1602,25 @@ static void test_example_config_documents_defaults(void **state)
 	assert_int_equal(ex->log_level, min->log_level);
 	assert_int_equal(ex->buffer_size, min->buffer_size);
 	assert_int_equal(ex->max_pending, min->max_pending);
+	assert_int_equal(ex->min_tls13, min->min_tls13);
+	assert_ids(ex->tls12_ciphers, min->tls12_ciphers);
+	assert_ids(ex->tls13_ciphers, min->tls13_ciphers);
+	assert_ids(ex->groups, min->groups);
+	assert_int_equal(ex->prefer_server_ciphers, min->prefer_server_ciphers);
+	assert_int_equal(ex->session_tickets, min->session_tickets);
+	assert_int_equal(ex->ticket_lifetime_ms, min->ticket_lifetime_ms);
+	assert_int_equal(ex->key_permissions, min->key_permissions);
+	assert_int_equal(ex->expiry_warning_days, min->expiry_warning_days);
+	/* its [certificate rsa] is commented out */
+	assert_int_equal(ex->ncerts, 1);
+	assert_string_equal(ex->certs[0].name, "default");
+	for (size_t i = 0; i < ex->nlisteners; i++) {
+		assert_int_equal(ex->listeners[i].client_certificate,
+		                 min->listeners[0].client_certificate);
+		assert_null(ex->listeners[i].client_ca);
+		assert_int_equal(ex->listeners[i].ncerts, min->listeners[0].ncerts);
+		assert_int_equal(ex->listeners[i].cert_idx[0], 0);
+	}
 	for (size_t i = 0; i < 2; i++) {
 		const struct cfg_listener *a = &ex->listeners[i], *b = &min->listeners[i];
 		assert_string_equal(a->name, b->name);
@@ -973,6 +1644,7 @@ int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errors_in_line_order),
+		cmocka_unit_test(test_tls_errors_in_line_order),
 		cmocka_unit_test(test_whole_file_errors_last),
 		cmocka_unit_test(test_line_at_limit),
 		cmocka_unit_test(test_line_too_long),
