@@ -584,8 +584,12 @@ static int set_client_auth(tls_server *s, const struct tls_listener_opts *o, cha
 		return fail(err, errlen, what, rc);
 	}
 	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
-	mbedtls_ssl_conf_authmode(&s->conf, o->client_auth == TLS_CLIENT_REQUIRED
-	                          ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_OPTIONAL);
+	/* "required" is enforced by check_peer() once the handshake is done:
+	 * refused there, the client gets an alert it can read in both
+	 * versions (mbedTLS's own refusal arrives under the TLS 1.3 handshake
+	 * keys, which the client has dropped by then, and with no alert at
+	 * all for a missing certificate in TLS 1.2). */
+	mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
 	return 0;
 }
 
@@ -728,24 +732,44 @@ static int map_rc(int rc)
 	return rc;
 }
 
-/* The handshake is done: keep the verified client certificate's subject;
- * one that was offered but did not verify (an "optional" listener) ends
- * the connection, as nginx's "ssl_verify_client optional" does. */
+/* Ends a handshake that check_peer() refuses: a fatal alert, then rc. */
+static int refuse_peer(tls_conn *c, unsigned char alert, int rc)
+{
+	(void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
+	return rc;
+}
+
+/* The handshake is done: keep the verified client certificate's subject.
+ * No certificate on a "required" listener, or one that was offered but
+ * does not verify (either kind of listener, as nginx's
+ * "ssl_verify_client optional" does), ends the connection before a byte
+ * of the session is read or written. */
 static int check_peer(tls_conn *c)
 {
 	const mbedtls_x509_crt *peer;
 	char subject[256];
+	uint32_t flags;
 
 	if (c->srv->client_auth == TLS_CLIENT_NONE)
 		return 0;
 	peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+	if (!peer && c->srv->client_auth == TLS_CLIENT_REQUIRED)
+		return refuse_peer(c, mbedtls_ssl_get_version_number(&c->ssl) ==
+		                      MBEDTLS_SSL_VERSION_TLS1_3 ? MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED
+		                                                 : MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE,
+		                   MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE);
 	if (!peer)
 		return 0;
-	if (mbedtls_ssl_get_verify_result(&c->ssl) != 0) {
-		(void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-		                                     MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
-		return MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
-	}
+	flags = mbedtls_ssl_get_verify_result(&c->ssl);
+	if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+		return refuse_peer(c, MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA,
+		                   MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
+	if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+		return refuse_peer(c, MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED,
+		                   MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
+	if (flags)
+		return refuse_peer(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT,
+		                   MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
 	if (mbedtls_x509_dn_gets(subject, sizeof subject, &peer->subject) < 0)
 		snprintf(subject, sizeof subject, "?");
 	c->peer_subject = strdup(subject);
