@@ -33,7 +33,7 @@ ifeq ($(MBEDTLS),system)
   MBEDTLS_DEP    :=
 else
   MBEDTLS_DIR    := build/mbedtls
-  MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"' \
+  MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"moat_mbedtls_config.h"' \
                     -DMOAT_MBEDTLS_BUNDLED
   MBEDTLS_LIBS   := $(MBEDTLS_DIR)/lib/libmbedtls.a $(MBEDTLS_DIR)/lib/libmbedx509.a \
                     $(MBEDTLS_DIR)/lib/libmbedcrypto.a
@@ -77,8 +77,8 @@ $(TDEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh test
 	@mkdir -p $(BUILD) && touch $@
 
-build/mbedtls/stamp: tls/mbedtls_config.h scripts/mbedtls.sh $(wildcard tls/patches/*.patch) | $(DEPS_STAMP)
-	@MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh build/mbedtls tls/mbedtls_config.h
+build/mbedtls/stamp: tls/moat_mbedtls_config.h scripts/mbedtls.sh $(wildcard tls/patches/*.patch) | $(DEPS_STAMP)
+	@MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh build/mbedtls tls/moat_mbedtls_config.h
 
 $(OBJDIR)/%.o: %.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

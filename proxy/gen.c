@@ -298,6 +298,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 {
 	struct report r = { path, NULL, NULL, 0, 0 };
 	struct gen *g = calloc(1, sizeof *g);
+	enum log_level before = log_get_level();
 
 	*out = NULL;
 	*errors = NULL;
@@ -335,6 +336,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 	if (r.n) {
 		*errors = r.text;
 		gen_free(g);
+		log_set_level(before);          /* a refused file changes nothing */
 		return -1;
 	}
 	free(r.text);

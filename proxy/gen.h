@@ -48,7 +48,8 @@ struct gen {
 
 /* What gen_build() does besides reading and loading. */
 #define GEN_PROBE 1               /* ask backends for their capabilities */
-#define GEN_LOG_LEVEL 2           /* apply its log_level before logging */
+#define GEN_LOG_LEVEL 2           /* apply its log_level while building (kept
+                                   * on success, undone on failure) */
 
 /* Reads path and builds a generation: config, certificates and keys,
  * client CAs, TLS contexts, capabilities. prev (NULL at startup) lends

@@ -17,6 +17,11 @@ void log_set_level(enum log_level level)
 	atomic_store_explicit(&max_level, (int)level, memory_order_relaxed);
 }
 
+enum log_level log_get_level(void)
+{
+	return (enum log_level)atomic_load_explicit(&max_level, memory_order_relaxed);
+}
+
 int log_enabled(enum log_level level)
 {
 	return (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);

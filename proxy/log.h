@@ -18,6 +18,7 @@ enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Sets the most verbose level that is written; safe from any thread. */
 void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
 int log_enabled(enum log_level level);
 
 /* Formats and writes one line; fmt holds the key=value pairs after the

@@ -78,6 +78,7 @@ static void reload(struct daemon *d)
 		return;
 	}
 	if (gen_compatible(d->gen, g, why, sizeof why) != 0) {
+		log_set_level((enum log_level)d->gen->cfg->log_level);
 		log_msg(LOG_LVL_ERROR, "event=reload_failed error=\"%s: needs a restart\" "
 		        "message=\"configuration refused; the previous one stays in use\"", why);
 		gen_unref(g);

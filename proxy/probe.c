@@ -32,11 +32,18 @@ static int64_t now_ms(void)
 static int wait_for(struct conn *c, short events)
 {
 	struct pollfd p = { .fd = c->fd, .events = events };
-	int64_t left = c->deadline_ms - now_ms();
 
-	if (left <= 0)
-		return -1;
-	return poll(&p, 1, (int)left) == 1 ? 0 : -1;
+	for (;;) {
+		int64_t left = c->deadline_ms - now_ms();
+		int rc;
+		if (left <= 0)
+			return -1;
+		rc = poll(&p, 1, (int)left);
+		/* a signal (another SIGHUP while a reload probes) is not an answer */
+		if (rc < 0 && errno == EINTR)
+			continue;
+		return rc == 1 ? 0 : -1;
+	}
 }
 
 /* Reads one CRLF line into line (without the CRLF); 0 or -1. */

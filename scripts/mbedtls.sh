@@ -118,6 +118,16 @@ make -C "$src/library" -j"$jobs" CC="$cc" CFLAGS="$cflags" \
 	exit 1
 }
 
+# The library must have been built with our header, not its own default
+# of the same name (build_info.h includes MBEDTLS_CONFIG_FILE in quotes).
+printf '#include <mbedtls/build_info.h>\n#ifndef MOAT_MBEDTLS_CONFIG_H\n#error not moat config\n#endif\n' |
+	$cc -E -I"$src/include" -I"$(dirname "$conf")" \
+		-DMBEDTLS_CONFIG_FILE="\"$(basename "$conf")\"" -x c - >/dev/null 2>&1 || {
+	echo "mbedtls.sh: $(basename "$conf") was not the configuration in effect" >&2
+	echo "  (it must not be named mbedtls_config.h and must define MOAT_MBEDTLS_CONFIG_H)" >&2
+	exit 1
+}
+
 rm -rf "$out/include" "$out/lib"
 mkdir -p "$out/include" "$out/lib"
 cp -a "$src/include/mbedtls" "$src/include/psa" "$out/include/"

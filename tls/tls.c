@@ -25,6 +25,12 @@
 #if MBEDTLS_VERSION_NUMBER < 0x03060000
 #error "moat needs mbedTLS 3.6 or newer (make MBEDTLS=system found an older one)"
 #endif
+#if defined(MOAT_MBEDTLS_BUNDLED) && !defined(MOAT_MBEDTLS_CONFIG_H)
+#error "the bundled mbedTLS headers did not read tls/moat_mbedtls_config.h"
+#endif
+#if !defined(MBEDTLS_THREADING_C)
+#error "moat's worker threads share TLS contexts: mbedTLS needs MBEDTLS_THREADING_C"
+#endif
 
 #define KEY_FILE_MAX  (1024 * 1024)   /* bytes; a PEM key is a few KiB */
 #define NAME_MAX_LEN  253             /* a DNS name */

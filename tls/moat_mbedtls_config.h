@@ -4,7 +4,9 @@
  * Used instead of mbedTLS's default include/mbedtls/mbedtls_config.h when
  * scripts/mbedtls.sh builds the bundled static library, and by every moat
  * file that includes an mbedTLS header (-DMBEDTLS_CONFIG_FILE), so the
- * library and moat agree on struct layouts.
+ * library and moat agree on struct layouts. Its name must differ from
+ * mbedtls_config.h: build_info.h includes MBEDTLS_CONFIG_FILE with
+ * quotes, which finds the library's own default next to it first.
  *
  * What it gives: a TLS 1.2 and TLS 1.3 server (and a client, for the tests
  * and the benchmark load generator), ECDHE over X25519, P-256 and P-384,
@@ -24,6 +26,7 @@
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
 #define MBEDTLS_PLATFORM_C
+#define MBEDTLS_FS_IO                /* certificate and CA files */
 #define MBEDTLS_THREADING_C          /* one loop per worker thread */
 #define MBEDTLS_THREADING_PTHREAD
 #define MBEDTLS_AESNI_C              /* AES-NI when the CPU has it */
