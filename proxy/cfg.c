@@ -901,23 +901,33 @@ static int check_section_name(struct parser *p, const struct sectdef *d, const c
 	return 0;
 }
 
+/* Used by the section openers: room for one more draft in *v, which
+ * holds n of *cap elements of size bytes; 0, or -1 when memory ran out. */
+static int grow(struct parser *p, void **v, size_t n, size_t *cap, size_t size)
+{
+	size_t c = *cap ? *cap * 2 : 4;
+	void *nv;
+
+	if (n < *cap)
+		return 0;
+	nv = realloc(*v, c * size);
+	if (!nv) {
+		p->probs.oom = 1;
+		return -1;
+	}
+	*v = nv;
+	*cap = c;
+	return 0;
+}
+
 /* Runs for a [certificate NAME] header: adds one, empty. */
 static int open_certificate(struct parser *p, const char *name, size_t n)
 {
 	struct cdraft *d;
 
-	if (check_section_name(p, &sectdefs[SECT_CERT], name, n) < 0)
+	if (check_section_name(p, &sectdefs[SECT_CERT], name, n) < 0 ||
+	    grow(p, (void **)&p->cs, p->ncs, &p->capcs, sizeof *p->cs) < 0)
 		return -1;
-	if (p->ncs == p->capcs) {
-		size_t cap = p->capcs ? p->capcs * 2 : 4;
-		struct cdraft *v = realloc(p->cs, cap * sizeof *v);
-		if (!v) {
-			p->probs.oom = 1;
-			return -1;
-		}
-		p->cs = v;
-		p->capcs = cap;
-	}
 	d = &p->cs[p->ncs];
 	memset(d, 0, sizeof *d);
 	d->c.name = strndup(name, n);
@@ -936,18 +946,9 @@ static int open_listener(struct parser *p, const char *name, size_t n)
 {
 	struct ldraft *d;
 
-	if (check_section_name(p, &sectdefs[SECT_LISTENER], name, n) < 0)
+	if (check_section_name(p, &sectdefs[SECT_LISTENER], name, n) < 0 ||
+	    grow(p, (void **)&p->ls, p->nls, &p->capls, sizeof *p->ls) < 0)
 		return -1;
-	if (p->nls == p->capls) {
-		size_t cap = p->capls ? p->capls * 2 : 4;
-		struct ldraft *v = realloc(p->ls, cap * sizeof *v);
-		if (!v) {
-			p->probs.oom = 1;
-			return -1;
-		}
-		p->ls = v;
-		p->capls = cap;
-	}
 	d = &p->ls[p->nls];
 	memset(d, 0, sizeof *d);
 	d->l.name = strndup(name, n);

@@ -145,18 +145,19 @@ static const struct cfg_listener *prev_listener(const struct gen *prev, const ch
 }
 
 /* Ticket keys for listener i: the previous generation's when tickets were
- * on with the same lifetime (so clients keep resuming across reloads),
- * else new ones; none when tickets are off. */
+ * on with the same lifetime for the same protocol (so clients keep
+ * resuming across reloads), else new ones; none when tickets are off. */
 static int listener_tickets(struct report *r, struct gen *g, const struct gen *prev, size_t i)
 {
 	const struct cfg *c = g->cfg;
-	const struct cfg_listener *l = &c->listeners[i];
+	const struct cfg_listener *l = &c->listeners[i], *old;
 	size_t j;
 	char err[200];
 
 	if (!c->session_tickets)
 		return 0;
-	if (prev_listener(prev, l->name, &j) && prev->rt[j].tickets &&
+	old = prev_listener(prev, l->name, &j);
+	if (old && old->protocol == l->protocol && prev->rt[j].tickets &&
 	    tls_tickets_lifetime(prev->rt[j].tickets) == c->ticket_lifetime_ms / 1000) {
 		g->rt[i].tickets = tls_tickets_ref(prev->rt[j].tickets);
 		return 0;

@@ -80,6 +80,17 @@ def moat_wrapper():
     return shlex.split(os.environ.get("MOAT_WRAPPER", ""))
 
 
+def moat_sanitized(path=None):
+    """True when the moat binary was built with ASan (make SANITIZE=1): it
+    does its own leak checking, cannot run under valgrind, and its RSS
+    includes ASan's quarantine of freed memory."""
+    try:
+        with open(path or moat_binary(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------- processes
 
 _procs = []

@@ -102,15 +102,7 @@ NOTES = []
 
 # ------------------------------------------------------------------ module
 
-def _sanitized(path):
-    try:
-        with open(path, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
-RSS_CHECKED = not harness.moat_wrapper() and not _sanitized(harness.moat_binary())
+RSS_CHECKED = not harness.moat_wrapper() and not harness.moat_sanitized()
 
 
 def raise_fd_limit():

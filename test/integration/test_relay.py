@@ -670,18 +670,8 @@ class TestSigterm(unittest.TestCase):
         self.assertGreater(int(m_out.group(1)), len(DOVECOT.message(1)), last)
 
 
-def _sanitized(path):
-    """True when the binary was built with ASan (make SANITIZE=1): it does
-    its own leak checking and cannot run under valgrind."""
-    try:
-        with open(path, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 @unittest.skipUnless(shutil.which("valgrind"), "valgrind is not installed")
-@unittest.skipIf(_sanitized(harness.moat_binary()), "moat is built with ASan (SANITIZE=1)")
+@unittest.skipIf(harness.moat_sanitized(), "moat is built with ASan (SANITIZE=1)")
 class TestValgrind(unittest.TestCase):
 
     def test_no_leaks(self):

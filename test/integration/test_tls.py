@@ -1080,7 +1080,23 @@ class TestServerCipherOrder(unittest.TestCase):
 
 # ------------------------------------------------------------------ policy: TLS 1.3 only
 
-class TestTls13Only(unittest.TestCase):
+class OwnMoat(unittest.TestCase):
+    """A class whose tests share a moat of its own (cls.moat, started by
+    setUpClass), stopped at the end; it must exit 0."""
+
+    moat = None
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.moat.stop()
+        if rc != 0:
+            raise AssertionError("moat exited with %s; log:\n%s" % (rc, cls.moat.log()))
+
+    def port(self, name="imaps"):
+        return self.moat.port(name)
+
+
+class TestTls13Only(OwnMoat):
     """min_version = 1.3, groups = secp384r1, tls13_ciphers =
     TLS_AES_256_GCM_SHA384, ticket_lifetime = 5m."""
 
@@ -1094,15 +1110,6 @@ class TestTls13Only(unittest.TestCase):
             "groups = secp384r1",
             "tls13_ciphers = TLS_AES_256_GCM_SHA384",
             "ticket_lifetime = 5m"])).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.moat.stop()
-        if rc != 0:
-            raise AssertionError("moat exited with %s; log:\n%s" % (rc, cls.moat.log()))
-
-    def port(self, name="imaps"):
-        return self.moat.port(name)
 
     def test_python_tls12_refused(self):
         a = Attempt(self.port(), harness.client_context(maximum=ssl.TLSVersion.TLSv1_2))
@@ -1178,7 +1185,7 @@ class TestTls13Only(unittest.TestCase):
 
 # ------------------------------------------------------------------ policy: client order
 
-class TestClientCipherOrder(unittest.TestCase):
+class TestClientCipherOrder(OwnMoat):
     """prefer_server_ciphers = no, session_tickets = no, tls12_ciphers in
     IANA names separated by a space (two ECDSA suites), groups = "P-256,
     x25519" (an alias name, ", " as separator)."""
@@ -1194,15 +1201,6 @@ class TestClientCipherOrder(unittest.TestCase):
             "tls12_ciphers = TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 "
             "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
             "groups = P-256, x25519"])).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.moat.stop()
-        if rc != 0:
-            raise AssertionError("moat exited with %s; log:\n%s" % (rc, cls.moat.log()))
-
-    def port(self, name="imaps"):
-        return self.moat.port(name)
 
     def test_tls13_client_order(self):
         rc, out = s_client(self.port(), "-tls1_3", "-ciphersuites",
