@@ -6,34 +6,7 @@
 #include <strings.h>
 
 #include "imap.h"
-
-/* If a whole line ends with a literal announcement "{n}" or "{n+}",
- * returns n (the literal's bytes follow the line), else 0. */
-static uint64_t trailing_literal(const uint8_t *line, size_t n)
-{
-	size_t end = n, i;
-	uint64_t v = 0, mul = 1;
-
-	if (end > 0 && line[end - 1] == '\n')
-		end--;
-	if (end > 0 && line[end - 1] == '\r')
-		end--;
-	if (end < 3 || line[end - 1] != '}')
-		return 0;
-	i = end - 1;
-	if (i > 0 && line[i - 1] == '+')
-		i--;
-	while (i > 0 && line[i - 1] >= '0' && line[i - 1] <= '9') {
-		if (mul > 1000000000000ULL)
-			return 0;
-		v += (uint64_t)(line[i - 1] - '0') * mul;
-		mul *= 10;
-		i--;
-	}
-	if (i == 0 || line[i - 1] != '{' || mul == 1)
-		return 0;
-	return v;
-}
+#include "imap_track.h"
 
 /* Where the capability list starts in a response line, or 0: "*
  * CAPABILITY list", or "TAG|* STATUS [CAPABILITY list] text". */
@@ -71,9 +44,9 @@ static int emit_line(struct imap_capf *f, const uint8_t *line, size_t n, imap_ca
 {
 	size_t cend = 0, cstart = caps_start(line, n, &cend);
 	char caps[IMAP_CAPF_LINE_MAX];
-	int rc;
+	int rc, announced;
 
-	f->literal_left = trailing_literal(line, n);
+	f->literal_left = imap_trailing_literal(line, n, &announced);
 	if (!cstart)
 		return emit(ctx, line, n);
 	if (cend == n) {
@@ -114,9 +87,11 @@ static void track_tail(struct imap_capf *f, const uint8_t *p, size_t n)
 /* An over-long line ended (nl) or goes on: note a trailing literal. */
 static void passing_end(struct imap_capf *f, int nl)
 {
+	int announced;
+
 	f->passing = !nl;
 	if (nl) {
-		f->literal_left = trailing_literal(f->tail, f->tail_len);
+		f->literal_left = imap_trailing_literal(f->tail, f->tail_len, &announced);
 		f->tail_len = 0;
 	}
 }

@@ -21,6 +21,7 @@ void backend_fail(struct sess *s, int err)
 
 	log_msg(LOG_LVL_WARN, "event=backend_error listener=%s backend=%s error=%s",
 	        s->l->name, s->l->backend.text, log_quote(r, sizeof r, uv_strerror(err)));
+	stat_add(&sess_stats(s)->backend_errors, 1);
 	if (tls_write(s->tls, (const uint8_t *)msg, strlen(msg)) == 0)
 		tls_close_notify(s->tls);
 	sess_finish(s, "backend unavailable");

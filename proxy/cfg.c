@@ -128,7 +128,7 @@ struct parser {
 	const struct sectdef *cur_def;
 	size_t cur_named;             /* the draft the keys go to, in ls or cs */
 	struct cfg *c;
-	struct sect single[2];        /* [moat], [tls] */
+	struct sect single[3];        /* [moat], [tls], [metrics] */
 	struct ldraft *ls;
 	size_t nls, capls;
 	struct cdraft *cs;
@@ -143,9 +143,14 @@ static const char *const bool_words[] = { "no", "yes", NULL };
 static const char *const version_words[] = { "1.2", "1.3", NULL };
 static const char *const client_cert_words[] = { "none", "optional", "required", NULL };
 static const char *const keyperm_words[] = { "auto", "strict", "warn", NULL };
+static const char *const log_format_words[] = { "kv", "json", NULL };
+static const char *const log_target_words[] = { "stderr", "syslog", NULL };
+static const char *const facility_words[] = { "mail", "daemon", "user", "local0", "local1",
+	"local2", "local3", "local4", "local5", "local6", "local7", NULL };
 
 _Static_assert(CFG_LOG_DEBUG == 3 && CFG_PROTO_POP3 == 1 && CFG_TLS_STARTTLS == 1 &&
-               CFG_CLIENT_REQUIRED == 2 && CFG_KEYPERM_WARN == 2,
+               CFG_CLIENT_REQUIRED == 2 && CFG_KEYPERM_WARN == 2 && CFG_LOG_JSON == 1 &&
+               CFG_LOG_SYSLOG == 1 && CFG_FAC_LOCAL7 == 10,
                "word tables follow the enums");
 
 /* greeting when a listener does not set it, by protocol. */
@@ -689,21 +694,182 @@ static int set_backend(const struct keydef *k, const char *v, void *field, char 
 	return 0;
 }
 
-/* Used by the list setters: the next item of a list separated by ':',
- * ',' or whitespace; NULL at the end. */
-static const char *next_item(const char **v, size_t *len)
+/* connection_rate_per_ip, auth_fail_limit: "N/duration" (N up to k->max,
+ * the duration 1s..1d), or 0 / off for no limit. */
+static int set_rate(const struct keydef *k, const char *v, void *field, char *why,
+                    size_t whylen)
+{
+	struct cfg_rate *r = field;
+	const char *slash = strchr(v, '/');
+	char count[16];
+	uint64_t n;
+	uint32_t ms = 0;
+	int over;
+	const char *end;
+
+	if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0) {
+		r->count = 0;
+		r->window_ms = 0;
+		return 0;
+	}
+	if (!slash || (size_t)(slash - v) >= sizeof count) {
+		snprintf(why, whylen, "is not a rate (e.g. 20/10m: 20 per 10 minutes; 0 for none)");
+		return -1;
+	}
+	memcpy(count, v, (size_t)(slash - v));
+	count[slash - v] = '\0';
+	end = read_digits(count, k->max, &n, &over);
+	if (!end || *end || over || n == 0) {
+		snprintf(why, whylen, "needs a count from 1 to %u before the '/'", (unsigned)k->max);
+		return -1;
+	}
+	if (read_scaled(slash + 1, duration_units, sizeof duration_units / sizeof *duration_units,
+	                &ms) != NUM_OK || ms < 1000 || ms > 86400000) {
+		snprintf(why, whylen, "needs a duration from 1s to 1d after the '/'");
+		return -1;
+	}
+	r->count = (unsigned)n;
+	r->window_ms = ms;
+	return 0;
+}
+
+/* [metrics] address: a loopback address, since the endpoint has no
+ * authentication of its own. */
+static int set_metrics(const struct keydef *k, const char *v, void *field, char *why,
+                       size_t whylen)
+{
+	const struct cfg_addr *a = field;
+
+	if (set_listen(k, v, field, why, whylen) < 0)
+		return -1;
+	if (a->sa.ss_family == AF_INET
+	    ? (ntohl(((const struct sockaddr_in *)(const void *)&a->sa)->sin_addr.s_addr) >> 24) != 127
+	    : !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr)) {
+		snprintf(why, whylen, "is not a loopback address: metrics are served on 127.0.0.1 "
+		         "or [::1] only");
+		return -1;
+	}
+	return 0;
+}
+
+/* Used by the list setters: whether c separates items (',' and
+ * whitespace, and ':' where colons cannot be in an item). */
+static int is_sep(char c, int colon)
+{
+	return c == ',' || (colon && c == ':') || isspace((unsigned char)c);
+}
+
+/* Used by the list setters: the next item of a list separated by ',',
+ * whitespace, and with colon set ':'; NULL at the end. */
+static const char *next_item(const char **v, size_t *len, int colon)
 {
 	const char *s = *v, *e;
 
-	while (*s == ':' || *s == ',' || isspace((unsigned char)*s))
+	while (*s && is_sep(*s, colon))
 		s++;
 	if (!*s)
 		return NULL;
-	for (e = s; *e && *e != ':' && *e != ',' && !isspace((unsigned char)*e); e++)
+	for (e = s; *e && !is_sep(*e, colon); e++)
 		;
 	*len = (size_t)(e - s);
 	*v = e;
 	return s;
+}
+
+/* Used by set_nets(): "addr" or "addr/prefix" into a net. */
+static int parse_net(const char *item, size_t len, struct cfg_net *n)
+{
+	char text[INET6_ADDRSTRLEN + 5], *slash;
+	unsigned max;
+	uint64_t prefix;
+	int over;
+
+	if (len >= sizeof text)
+		return -1;
+	memcpy(text, item, len);
+	text[len] = '\0';
+	slash = strchr(text, '/');
+	if (slash)
+		*slash++ = '\0';
+	memset(n, 0, sizeof *n);
+	if (inet_pton(AF_INET, text, n->addr) == 1) {
+		n->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, text, n->addr) == 1) {
+		n->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	n->prefix = max;
+	if (slash) {
+		const char *end = read_digits(slash, max, &prefix, &over);
+		if (!end || *end || over)
+			return -1;
+		n->prefix = (unsigned)prefix;
+	}
+	return 0;
+}
+
+/* Whether addr (4 or 16 bytes) lies in net n of the same family. */
+static int net_has(const struct cfg_net *n, const uint8_t *addr)
+{
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (memcmp(n->addr, addr, full) != 0)
+		return 0;
+	return rest == 0 || ((n->addr[full] ^ addr[full]) & (uint8_t)(0xff00u >> rest)) == 0;
+}
+
+int cfg_net_contains(const struct cfg_nets *nets, const struct sockaddr *sa)
+{
+	const uint8_t *v4 = NULL, *v6 = NULL;
+
+	if (sa->sa_family == AF_INET) {
+		v4 = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		v6 = a->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			v4 = a->s6_addr + 12;
+	}
+	for (size_t i = 0; i < nets->n; i++) {
+		const struct cfg_net *n = &nets->v[i];
+		if ((n->family == AF_INET && v4 && net_has(n, v4)) ||
+		    (n->family == AF_INET6 && v6 && net_has(n, v6)))
+			return 1;
+	}
+	return 0;
+}
+
+/* limits_exempt: address blocks ("127.0.0.0/8 ::1", at most k->max), or
+ * none. */
+static int set_nets(const struct keydef *k, const char *v, void *field, char *why,
+                    size_t whylen)
+{
+	struct cfg_nets nets;
+	size_t n = 0, len;
+	const char *item;
+
+	memset(&nets, 0, sizeof nets);
+	if (strcmp(v, "none") != 0) {
+		while ((item = next_item(&v, &len, 0)) != NULL) {
+			if (n == k->max) {
+				snprintf(why, whylen, "includes more than %u address blocks",
+				         (unsigned)k->max);
+				return -1;
+			}
+			if (parse_net(item, len, &nets.v[n]) < 0) {
+				snprintf(why, whylen, "includes '%.*s', not an address or address/prefix",
+				         (int)(len > 64 ? 64 : len), item);
+				return -1;
+			}
+			n++;
+		}
+	}
+	nets.n = n;
+	memcpy(field, &nets, sizeof nets);
+	return 0;
 }
 
 /* Used by the list setters: id already in list[0..n). */
@@ -728,7 +894,7 @@ static int set_ids(const struct keydef *k, const char *v, void *field, char *why
 	char names[400];
 	const char *item;
 
-	while ((item = next_item(&v, &len)) != NULL) {
+	while ((item = next_item(&v, &len, 1)) != NULL) {
 		int tls13 = 0;
 		int rc = groups ? tls_group_lookup(item, len, &id)
 		                : tls_suite_lookup(item, len, &id, &tls13);
@@ -775,6 +941,28 @@ static const struct keydef moat_keys[] = {
 	{ "log_level", set_word, CFG_OFF(log_level), 0, 0, 0, log_words },
 	{ "buffer_size", set_size, CFG_OFF(buffer_size), 0, 4096, 1048576, NULL },
 	{ "max_pending", set_size, CFG_OFF(max_pending), 0, 16384, 64 * 1048576, NULL },
+	{ "log_format", set_word, CFG_OFF(log_format), 0, 0, 0, log_format_words },
+	{ "log_target", set_word, CFG_OFF(log_target), 0, 0, 0, log_target_words },
+	{ "syslog_facility", set_word, CFG_OFF(syslog_facility), 0, 0, 0, facility_words },
+	{ "max_connections", set_count, CFG_OFF(max_connections), 0, 0, 10000000, NULL },
+	{ "max_connections_per_ip", set_count, CFG_OFF(max_connections_per_ip), 0, 0, 10000000,
+	  NULL },
+	{ "connection_rate_per_ip", set_rate, CFG_OFF(connection_rate_per_ip), 0, 0, 1000000,
+	  NULL },
+	{ "auth_fail_limit", set_rate, CFG_OFF(auth_fail_limit), 0, 0, 100000, NULL },
+	{ "auth_block_time", set_duration, CFG_OFF(auth_block_ms), 0, 1000, 86400000, NULL },
+	{ "ipv6_prefix", set_count, CFG_OFF(ipv6_prefix), 0, 32, 128, NULL },
+	{ "limits_exempt", set_nets, CFG_OFF(limits_exempt), 0, 0, CFG_MAX_NETS, NULL },
+	{ "shutdown_grace", set_duration, CFG_OFF(shutdown_grace_ms), 0, 0, 86400000, NULL },
+	{ "user", set_string, CFG_OFF(user), 0, 0, 0, NULL },
+	{ "group", set_string, CFG_OFF(group), 0, 0, 0, NULL },
+	{ "chroot", set_string, CFG_OFF(chroot_dir), 0, 0, 0, NULL },
+	{ "pid_file", set_string, CFG_OFF(pid_file), 0, 0, 0, NULL },
+	{ "allow_root", set_word, CFG_OFF(allow_root), 0, 0, 0, bool_words },
+};
+
+static const struct keydef metrics_keys[] = {
+	{ "address", set_metrics, CFG_OFF(metrics_address), 1, 0, 0, NULL },
 };
 
 enum { TK_CERT, TK_KEY };
@@ -832,12 +1020,15 @@ static const struct keydef listener_keys[] = {
 _Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KEYS &&
                NKEYS(listener_keys) <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
 
-/* The first two have one struct sect each in parser.single[]. */
-enum { SECT_MOAT, SECT_TLS, SECT_LISTENER, SECT_CERT };
+/* The first NSINGLE have one struct sect each in parser.single[]. */
+enum { SECT_MOAT, SECT_TLS, SECT_METRICS, NSINGLE, SECT_LISTENER = NSINGLE, SECT_CERT };
+_Static_assert(NSINGLE == sizeof ((struct parser *)0)->single /
+               sizeof ((struct parser *)0)->single[0], "one struct sect per single section");
 
 static const struct sectdef sectdefs[] = {
 	[SECT_MOAT] = { "moat", 0, moat_keys, NKEYS(moat_keys) },
 	[SECT_TLS] = { "tls", 0, tls_keys, NKEYS(tls_keys) },
+	[SECT_METRICS] = { "metrics", 0, metrics_keys, NKEYS(metrics_keys) },
 	[SECT_LISTENER] = { "listener", 1, listener_keys, NKEYS(listener_keys) },
 	[SECT_CERT] = { "certificate", 1, cert_keys, NKEYS(cert_keys) },
 };
@@ -1203,6 +1394,8 @@ static void check_tls(struct parser *p)
 		check_required(p, &sectdefs[SECT_TLS], &p->single[SECT_TLS], 0);
 	for (size_t i = 0; i < p->ncs; i++)
 		check_required(p, &sectdefs[SECT_CERT], &p->cs[i].s, i);
+	if (p->single[SECT_METRICS].line)
+		check_required(p, &sectdefs[SECT_METRICS], &p->single[SECT_METRICS], 0);
 }
 
 /* Used by check_listener_tls(): index of certificate NAME in cfg->certs
@@ -1245,7 +1438,7 @@ static void check_listener_tls(struct parser *p)
 			l->ncerts = n;
 			continue;
 		}
-		while ((item = next_item(&v, &len)) != NULL) {
+		while ((item = next_item(&v, &len, 1)) != NULL) {
 			long idx = cert_index(p, item, len);
 			int dup = 0;
 			seen = 1;
@@ -1471,6 +1664,17 @@ static struct cfg *cfg_new(const char *file)
 	c->ticket_lifetime_ms = 2 * 3600 * 1000;
 	c->key_permissions = CFG_KEYPERM_AUTO;
 	c->expiry_warning_days = 30;
+	c->max_connections = 10000;
+	c->max_connections_per_ip = 100;
+	c->connection_rate_per_ip = (struct cfg_rate){ 100, 10 * 1000 };
+	c->auth_fail_limit = (struct cfg_rate){ 20, 10 * 60 * 1000 };
+	c->auth_block_ms = 10 * 60 * 1000;
+	c->ipv6_prefix = 64;
+	/* loopback: a webmail or a health check on this host */
+	parse_net("127.0.0.0/8", 11, &c->limits_exempt.v[0]);
+	parse_net("::1", 3, &c->limits_exempt.v[1]);
+	c->limits_exempt.n = 2;
+	c->shutdown_grace_ms = 30 * 1000;
 	return c;
 }
 
@@ -1615,6 +1819,10 @@ void cfg_free(struct cfg *c)
 	free(c->certs);
 	free(c->certificate);
 	free(c->key);
+	free(c->user);
+	free(c->group);
+	free(c->chroot_dir);
+	free(c->pid_file);
 	free(c->path);
 	free(c);
 }

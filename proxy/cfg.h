@@ -27,6 +27,34 @@ enum cfg_client_cert { CFG_CLIENT_NONE = 0, CFG_CLIENT_OPTIONAL, CFG_CLIENT_REQU
 /* What to do about a private key file that group or others may read:
  * auto = strict when moat starts as root, warn otherwise. */
 enum cfg_key_perms { CFG_KEYPERM_AUTO = 0, CFG_KEYPERM_STRICT, CFG_KEYPERM_WARN };
+enum cfg_log_format { CFG_LOG_KV = 0, CFG_LOG_JSON };
+enum cfg_log_target { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
+enum cfg_facility { CFG_FAC_MAIL = 0, CFG_FAC_DAEMON, CFG_FAC_USER, CFG_FAC_LOCAL0,
+                    CFG_FAC_LOCAL1, CFG_FAC_LOCAL2, CFG_FAC_LOCAL3, CFG_FAC_LOCAL4,
+                    CFG_FAC_LOCAL5, CFG_FAC_LOCAL6, CFG_FAC_LOCAL7 };
+
+/* An address block, "10.0.0.0/8" or "2001:db8::/32". */
+struct cfg_net {
+	int family;                   /* AF_INET or AF_INET6 */
+	uint8_t addr[16];             /* 4 bytes for AF_INET */
+	unsigned prefix;
+};
+
+#define CFG_MAX_NETS 32
+
+struct cfg_nets {
+	struct cfg_net v[CFG_MAX_NETS];
+	size_t n;
+};
+
+/* Whether sa lies in one of the blocks. */
+int cfg_net_contains(const struct cfg_nets *nets, const struct sockaddr *sa);
+
+/* "N/duration": N events per window; count 0 means no limit. */
+struct cfg_rate {
+	unsigned count;
+	uint32_t window_ms;
+};
 
 /* A resolved socket address with the text it came from. */
 struct cfg_addr {
@@ -81,6 +109,25 @@ struct cfg {
 	enum cfg_log_level log_level;
 	uint32_t buffer_size;         /* per-worker read buffer, bytes */
 	uint32_t max_pending;         /* queued bytes toward one peer before reads stop */
+	enum cfg_log_format log_format;
+	enum cfg_log_target log_target;
+	enum cfg_facility syslog_facility;
+	/* limits; a count of 0 means none */
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	struct cfg_rate connection_rate_per_ip;
+	struct cfg_rate auth_fail_limit; /* failed logins per address, then ... */
+	uint32_t auth_block_ms;          /* ... logins from it refused this long */
+	unsigned ipv6_prefix;            /* how IPv6 clients are grouped */
+	struct cfg_nets limits_exempt;   /* no per-address limits for these */
+	uint32_t shutdown_grace_ms;      /* SIGTERM: sessions get this long to end */
+	/* process */
+	char *user, *group;              /* drop to these after binding; NULL: stay */
+	char *chroot_dir;
+	char *pid_file;
+	int allow_root;                  /* may keep running as root */
+	/* [metrics] */
+	struct cfg_addr metrics_address; /* family 0: no metrics */
 	/* [tls] */
 	char *certificate;
 	char *key;

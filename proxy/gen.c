@@ -38,6 +38,16 @@ static void report(struct report *r, int line, const char *fmt, ...)
 	r->n++;
 }
 
+void gen_apply_logging(const struct gen *g)
+{
+	const struct log_settings ls = {
+		(enum log_level)g->cfg->log_level, g->cfg->log_format == CFG_LOG_JSON,
+		g->cfg->log_target == CFG_LOG_SYSLOG, (int)g->cfg->syslog_facility,
+	};
+
+	log_apply(&ls);
+}
+
 struct gen *gen_ref(struct gen *g)
 {
 	atomic_fetch_add(&g->refs, 1);
@@ -67,6 +77,21 @@ void gen_unref(struct gen *g)
 {
 	if (g && atomic_fetch_sub(&g->refs, 1) == 1)
 		gen_free(g);
+}
+
+/* The limits of the config, as limit.c takes them. */
+static void set_limits(struct gen *g)
+{
+	const struct cfg *c = g->cfg;
+
+	g->limits.max_connections = c->max_connections;
+	g->limits.max_per_ip = c->max_connections_per_ip;
+	g->limits.rate_per_ip = c->connection_rate_per_ip.count;
+	g->limits.rate_window_ms = c->connection_rate_per_ip.window_ms;
+	g->limits.auth_fail_limit = c->auth_fail_limit.count;
+	g->limits.auth_fail_window_ms = c->auth_fail_limit.window_ms;
+	g->limits.auth_block_ms = c->auth_block_ms;
+	g->limits.ipv6_prefix = c->ipv6_prefix;
 }
 
 /* Logs what a certificate is and warns when it expires soon or its key
@@ -299,7 +324,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 {
 	struct report r = { path, NULL, NULL, 0, 0 };
 	struct gen *g = calloc(1, sizeof *g);
-	enum log_level before = log_get_level();
+	struct log_settings before;
 
 	*out = NULL;
 	*errors = NULL;
@@ -313,8 +338,10 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 		free(g);
 		return -1;
 	}
+	log_current(&before);
 	if (flags & GEN_LOG_LEVEL)
-		log_set_level((enum log_level)g->cfg->log_level);
+		gen_apply_logging(g);
+	set_limits(g);
 	r.f = open_memstream(&r.text, &r.size);
 	g->certs = calloc(g->cfg->ncerts, sizeof *g->certs);
 	g->rt = calloc(g->cfg->nlisteners, sizeof *g->rt);
@@ -337,7 +364,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 	if (r.n) {
 		*errors = r.text;
 		gen_free(g);
-		log_set_level(before);          /* a refused file changes nothing */
+		log_apply(&before);             /* a refused file changes nothing */
 		return -1;
 	}
 	free(r.text);

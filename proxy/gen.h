@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "dlg.h"
+#include "limit.h"
 #include "tls.h"
 
 /* One listener's run-time settings, built from its config. */
@@ -44,12 +45,13 @@ struct gen {
 	struct listener_rt *rt;       /* per listener, as in cfg->listeners */
 	size_t *slot;                 /* slot[i]: listener using socket i */
 	tls_cert **certs;             /* as in cfg->certs */
+	struct limit_cfg limits;      /* cfg's limits, as limit.c takes them */
 };
 
 /* What gen_build() does besides reading and loading. */
 #define GEN_PROBE 1               /* ask backends for their capabilities */
-#define GEN_LOG_LEVEL 2           /* apply its log_level while building (kept
-                                   * on success, undone on failure) */
+#define GEN_LOG_LEVEL 2           /* apply its logging settings while building
+                                   * (kept on success, undone on failure) */
 
 /* Reads path and builds a generation: config, certificates and keys,
  * client CAs, TLS contexts, capabilities. prev (NULL at startup) lends
@@ -60,6 +62,9 @@ struct gen {
  * problem as "FILE:LINE: message\n" lines in *errors (malloc'd). */
 int gen_build(const char *path, const struct gen *prev, int flags, struct gen **out,
               char **errors) __attribute__((warn_unused_result));
+
+/* Applies its log_level, log_format, log_target, syslog_facility. */
+void gen_apply_logging(const struct gen *g);
 
 struct gen *gen_ref(struct gen *g);
 void gen_unref(struct gen *g);

@@ -241,9 +241,23 @@ static void log_login(struct sess *s, const char *result, const char *why)
 	        *subject ? log_quote(cc, sizeof cc, subject) : "");
 }
 
-/* Starts the backend login with the credentials the dialogue collected. */
+static void answer(struct sess *s);
+
+/* Starts the backend login with the credentials the dialogue collected,
+ * unless logins from the client's address are blocked for now. */
 static void start_login(struct sess *s)
 {
+	if (!s->exempt && limit_login_blocked(s->w->limits, &s->gen->limits,
+	                                      (const struct sockaddr *)&s->peer,
+	                                      uv_now(&s->w->loop))) {
+		log_login(s, "refused", "too many failed logins from this address");
+		stat_add(&sess_stats(s)->logins[STL_REFUSED], 1);
+		sess_refused(s, STLIM_AUTH);
+		s->pa->result = DLG_LOGIN_REFUSED;
+		s->pa->text[0] = '\0';
+		answer(s);
+		return;
+	}
 	if (bl_start(s->pa) != 0) {
 		preauth_backend_failed(s, UV_ENOMEM, "out of memory");
 		return;
@@ -340,7 +354,7 @@ void preauth_client_input(struct sess *s)
 			sess_tls_failed(s, (int)n, "tls_error", "TLS error from client");
 			return;
 		}
-		s->bytes_in += (uint64_t)n;
+		sess_count_in(s, (uint64_t)n);
 		preauth_input(s, w->pbuf, (size_t)n);
 	}
 	sess_tls_flush(s);
@@ -360,6 +374,10 @@ static void answer(struct sess *s)
 		return;
 	}
 	sess_enter(s, SESS_PREAUTH);
+	if (s->w->stopping) {
+		sess_shutdown(s);           /* draining: no more logins */
+		return;
+	}
 	preauth_resume(s);
 }
 
@@ -370,14 +388,15 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 	struct preauth *pa = s->pa;
 
 	log_login(s, "ok", NULL);
+	stat_add(&sess_stats(s)->logins[STL_OK], 1);
 	free(s->user);
 	s->user = strdup(dlg_cred(pa)->user);
 	pa->result = DLG_LOGIN_OK;
 	(void)dlg_login_done(pa, DLG_LOGIN_OK);
 	flush_dlg(s);
 	if (rest_len) {
-		s->bytes_out += rest_len;
-		if (tls_write(s->tls, rest, rest_len) != 0) {
+		sess_count_out(s, rest_len);
+		if (relay_to_client(s, rest, rest_len) != 0) {
 			sess_close(s, "TLS write failed");
 			return;
 		}
@@ -401,6 +420,18 @@ static void login_no(struct sess *s)
 	uint64_t delay = (uint64_t)s->l->auth_failure_delay_ms * (dlg_failures(pa) + 1);
 
 	log_login(s, "failed", pa->text);
+	stat_add(&sess_stats(s)->logins[STL_FAILED], 1);
+	if (!s->exempt && limit_login_failed(s->w->limits, &s->gen->limits,
+	                                     (const struct sockaddr *)&s->peer,
+	                                     uv_now(&s->w->loop))) {
+		char p[64], key[64];
+		log_msg(LOG_LVL_WARN, "event=auth_block listener=%s client=%s address=%s "
+		        "failures=%u window_ms=%u block_ms=%u", s->l->name, sess_peer(s, p, sizeof p),
+		        limit_key_text((const struct sockaddr *)&s->peer, s->gen->limits.ipv6_prefix,
+		                       key, sizeof key), s->gen->limits.auth_fail_limit,
+		        (unsigned)s->gen->limits.auth_fail_window_ms,
+		        (unsigned)s->gen->limits.auth_block_ms);
+	}
 	pa->result = DLG_LOGIN_FAILED;
 	backend_close(s);
 	sess_enter(s, SESS_AUTH_DELAY);
@@ -420,6 +451,8 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 	        s->l->name, s->l->backend.text,
 	        log_quote(r, sizeof r, why ? why : uv_strerror(err)));
 	log_login(s, "unavailable", why ? why : uv_strerror(err));
+	stat_add(&sess_stats(s)->logins[STL_UNAVAILABLE], 1);
+	stat_add(&sess_stats(s)->backend_errors, 1);
 	pa->result = DLG_LOGIN_UNAVAILABLE;
 	pa->text[0] = '\0';
 	if (s->backend_open)

@@ -26,12 +26,19 @@ static void backend_end(struct sess *s, ssize_t err)
 	sess_finish(s, err == UV_EOF ? "backend closed" : uv_strerror((int)err));
 }
 
-/* The capability filter hands over filtered bytes: encrypt them. */
+/* Backend bytes for the client (after any filtering): encrypt them,
+ * and for IMAP note where the response stream stands. */
+int relay_to_client(struct sess *s, const uint8_t *p, size_t n)
+{
+	if (s->l->protocol == CFG_PROTO_IMAP)
+		imap_track_feed(&s->track, p, n);
+	return tls_write(s->tls, p, n);
+}
+
+/* The capability filter hands over filtered bytes. */
 static int capf_emit(void *ctx, const uint8_t *p, size_t n)
 {
-	struct sess *s = ctx;
-
-	return tls_write(s->tls, p, n);
+	return relay_to_client(ctx, p, n);
 }
 
 /* Plaintext from the backend: encrypt it toward the client. */
@@ -47,11 +54,11 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	s->active_ms = uv_now(&s->w->loop);
-	s->bytes_out += (uint64_t)nread;
+	sess_count_out(s, (uint64_t)nread);
 	if (s->capf)
 		rc = imap_capf_feed(s->capf, (const uint8_t *)buf->base, (size_t)nread, capf_emit, s);
 	else
-		rc = tls_write(s->tls, (const uint8_t *)buf->base, (size_t)nread);
+		rc = relay_to_client(s, (const uint8_t *)buf->base, (size_t)nread);
 	sess_tls_flush(s);
 	if (s->closing)
 		return;
@@ -117,7 +124,7 @@ void relay_client_input(struct sess *s)
 			sess_tls_failed(s, (int)n, "tls_error", "TLS error from client");
 			break;
 		}
-		s->bytes_in += (uint64_t)n;
+		sess_count_in(s, (uint64_t)n);
 		if (outq_write(&s->to_backend, w->pbuf, (size_t)n) < 0) {
 			sess_close(s, "backend write failed");
 			break;

@@ -12,6 +12,27 @@
 /* After sess_finish, the last bytes get this long to reach the client. */
 #define LINGER_MS 5000
 
+/* What a client over a limit is told, in its protocol's words. */
+static const char *const refusals[][STLIM_N] = {
+	[CFG_PROTO_IMAP] = {
+		[STLIM_TOTAL] = "* BYE [UNAVAILABLE] Server busy, try again later\r\n",
+		[STLIM_PER_IP] = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+		[STLIM_RATE] = "* BYE [UNAVAILABLE] Too many new connections from your address, "
+		               "try again later\r\n",
+	},
+	[CFG_PROTO_POP3] = {
+		[STLIM_TOTAL] = "-ERR [SYS/TEMP] Server busy, try again later\r\n",
+		[STLIM_PER_IP] = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+		[STLIM_RATE] = "-ERR [SYS/TEMP] Too many new connections from your address, "
+		               "try again later\r\n",
+	},
+};
+
+static const char *const limit_names[STLIM_N] = {
+	[STLIM_TOTAL] = "max_connections", [STLIM_PER_IP] = "max_connections_per_ip",
+	[STLIM_RATE] = "connection_rate_per_ip", [STLIM_AUTH] = "auth_fail_limit",
+};
+
 static const char *const state_names[] = {
 	"accepted", "handshake", "preauth", "login", "auth_delay", "connect", "relay", "closing",
 };
@@ -64,6 +85,7 @@ static void on_timer(uv_timer_t *t)
 	switch (s->state) {
 	case SESS_ACCEPTED:
 	case SESS_HANDSHAKE:
+		stat_add(&sess_stats(s)->hsfail[HSF_TIMEOUT], 1);
 		sess_close(s, "handshake timeout");
 		break;
 	case SESS_CONNECT:
@@ -160,6 +182,61 @@ static void log_end(struct sess *s, const char *reason)
 	        log_quote(r, sizeof r, reason));
 }
 
+struct lstats *sess_stats(const struct sess *s)
+{
+	return &s->w->stats[s->wl->slot];
+}
+
+void sess_count_in(struct sess *s, uint64_t n)
+{
+	s->bytes_in += n;
+	stat_add(&sess_stats(s)->bytes_in, n);
+}
+
+void sess_count_out(struct sess *s, uint64_t n)
+{
+	s->bytes_out += n;
+	stat_add(&sess_stats(s)->bytes_out, n);
+}
+
+/* Logs a refusal, at most one line a second for each limit and worker,
+ * with how many were not logged since. */
+static void log_refusal(struct sess *s, enum stat_limit why)
+{
+	struct worker *w = s->w;
+	uint64_t now = uv_now(&w->loop);
+	char p[64], key[64];
+
+	if (now < w->log_next[why]) {
+		w->log_suppressed[why]++;
+		return;
+	}
+	log_msg(LOG_LVL_WARN, "event=limit_refused listener=%s client=%s address=%s limit=%s "
+	        "suppressed=%u", s->l->name, sess_peer(s, p, sizeof p),
+	        limit_key_text((const struct sockaddr *)&s->peer, s->gen->limits.ipv6_prefix, key,
+	                       sizeof key), limit_names[why], w->log_suppressed[why]);
+	w->log_suppressed[why] = 0;
+	w->log_next[why] = now + 1000;
+}
+
+void sess_refused(struct sess *s, enum stat_limit why)
+{
+	stat_add(&sess_stats(s)->refused[why], 1);
+	log_refusal(s, why);
+}
+
+/* A session over a limit is told so, in clear before STARTTLS or inside
+ * TLS after the handshake, and closed. */
+static void refuse(struct sess *s)
+{
+	const char *msg = refusals[s->l->protocol][s->refuse - 1];
+
+	sess_send(s, msg, strlen(msg));
+	if (s->tls_on)
+		tls_close_notify(s->tls);
+	sess_finish(s, limit_names[s->refuse - 1]);
+}
+
 void sess_close(struct sess *s, const char *reason)
 {
 	struct worker *w = s->w;
@@ -168,6 +245,10 @@ void sess_close(struct sess *s, const char *reason)
 		return;
 	s->closing = 1;
 	log_end(s, reason);
+	stat_add(&sess_stats(s)->closed, 1);
+	if (s->counted)
+		limit_disconnect(w->limits, &s->gen->limits, (const struct sockaddr *)&s->peer,
+		                 s->tracked);
 	if (w->sbuf_owner == s) {
 		w->sbuf_owner = NULL;
 		w->sbuf_len = 0;
@@ -179,6 +260,7 @@ void sess_close(struct sess *s, const char *reason)
 	if (s->next)
 		s->next->prev = s->prev;
 	w->nsessions--;
+	worker_session_gone(w);
 
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, sess_handle_closed);
@@ -207,6 +289,22 @@ struct sess *sess_next(const struct sess *s)
 	return s->next;
 }
 
+void sess_drain(struct sess *s)
+{
+	switch (s->state) {
+	case SESS_LOGIN:
+	case SESS_CONNECT:
+	case SESS_RELAY:
+	case SESS_CLOSING:
+		return;                     /* finishes a login, or has the grace period */
+	default:
+		sess_shutdown(s);
+	}
+}
+
+/* What an IMAP client reads when moat ends its logged-in session. */
+static const char imap_bye[] = "* BYE [UNAVAILABLE] Server shutting down, try again later\r\n";
+
 void sess_shutdown(struct sess *s)
 {
 	switch (s->state) {
@@ -215,6 +313,16 @@ void sess_shutdown(struct sess *s)
 		preauth_bye(s);
 		break;
 	case SESS_RELAY:
+		/* between two responses: say why; in the middle of one (a FETCH
+		 * body), a BYE would corrupt it, so only close */
+		if (s->l->protocol == CFG_PROTO_IMAP && imap_track_at_boundary(&s->track)) {
+			sess_count_out(s, sizeof imap_bye - 1);
+			if (tls_write(s->tls, (const uint8_t *)imap_bye, sizeof imap_bye - 1) != 0) {
+				sess_close(s, "moat shutting down");
+				return;
+			}
+		}
+		break;
 	case SESS_CLOSING:
 		break;
 	default:
@@ -232,7 +340,7 @@ void sess_send(struct sess *s, const void *p, size_t n)
 
 	if (s->closing)
 		return;
-	s->bytes_out += n;
+	sess_count_out(s, n);
 	if (!s->tls_on) {
 		rc = outq_write(&s->to_client, p, n);
 		if (rc < 0)
@@ -345,6 +453,17 @@ static int stash_unread(struct sess *s)
 	return 0;
 }
 
+/* Counts a completed handshake: version, suite, resumption. */
+static void count_handshake(struct sess *s)
+{
+	struct lstats *st = sess_stats(s);
+
+	stat_add(&st->handshakes, 1);
+	stat_add(&st->tls[tls_version_number(s->tls) == 13][tls_suite_index(tls_suite_id(s->tls))], 1);
+	if (tls_resumed(s->tls))
+		stat_add(&st->resumed, 1);
+}
+
 /* Advances the handshake with the bytes lent to the TLS layer. */
 static void handshake_step(struct sess *s)
 {
@@ -355,10 +474,21 @@ static void handshake_step(struct sess *s)
 	if (s->closing || rc == TLS_AGAIN)
 		return;
 	if (rc < 0) {
+		static const enum stat_hsfail kinds[] = {
+			[TLS_FAIL_PROTOCOL] = HSF_PROTOCOL, [TLS_FAIL_VERSION] = HSF_VERSION,
+			[TLS_FAIL_CIPHER] = HSF_CIPHER, [TLS_FAIL_ALPN] = HSF_ALPN,
+			[TLS_FAIL_CLIENT_CERT] = HSF_CLIENT_CERT, [TLS_FAIL_CLOSED] = HSF_CLOSED,
+		};
+		stat_add(&sess_stats(s)->hsfail[kinds[tls_failure_kind(rc)]], 1);
 		sess_tls_failed(s, rc, "handshake_failed", "TLS handshake failed");
 		return;
 	}
 	s->tls_up = 1;
+	count_handshake(s);
+	if (s->refuse) {
+		refuse(s);
+		return;
+	}
 	if (log_enabled(LOG_LVL_DEBUG))
 		log_msg(LOG_LVL_DEBUG, "event=handshake_ok listener=%s client=%s %s", s->l->name,
 		        sess_peer(s, p, sizeof p), sess_tls_fields(s, t, sizeof t));
@@ -437,6 +567,8 @@ static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			uv_read_stop(st);
 			relay_client_eof(s);
 		} else if (nread == UV_EOF) {
+			if (s->state == SESS_HANDSHAKE)
+				stat_add(&sess_stats(s)->hsfail[HSF_CLOSED], 1);
 			sess_close(s, s->state == SESS_HANDSHAKE ? "client closed during handshake"
 			                                         : "client closed");
 		} else {
@@ -447,7 +579,7 @@ static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	s->active_ms = uv_now(&s->w->loop);
 	if (!s->tls_on) {
 		/* a STARTTLS listener before TLS: moat's dialogue, in clear */
-		s->bytes_in += (uint64_t)nread;
+		sess_count_in(s, (uint64_t)nread);
 		preauth_input(s, (const uint8_t *)buf->base, (size_t)nread);
 		return;
 	}
@@ -478,6 +610,41 @@ static void on_client_drained(struct outq *q, int status)
 		s->backend_paused = 0;
 		relay_start(s);
 	}
+}
+
+/* Counts the new session against the limits. Over one, it is refused:
+ * before STARTTLS in clear at once; with implicit TLS, a client with too
+ * many connections open is told after the handshake (a real client with
+ * one connection too many deserves a readable answer), while a flood
+ * (rate, or the server full) is closed before any TLS work. Returns 0
+ * when the session goes on (maybe to be refused later). */
+static int check_limits(struct sess *s)
+{
+	enum limit_verdict v;
+	enum stat_limit why;
+	int tracked = 0;
+
+	s->exempt = cfg_net_contains(&s->gen->cfg->limits_exempt,
+	                             (const struct sockaddr *)&s->peer) != 0;
+	v = limit_connect(s->w->limits, &s->gen->limits, (const struct sockaddr *)&s->peer,
+	                  s->start_ms, s->exempt, &tracked);
+	if (v == LIMIT_OK) {
+		s->counted = 1;
+		s->tracked = tracked != 0;
+		return 0;
+	}
+	why = v == LIMIT_TOTAL ? STLIM_TOTAL : v == LIMIT_PER_IP ? STLIM_PER_IP : STLIM_RATE;
+	sess_refused(s, why);
+	s->refuse = (uint8_t)(why + 1);
+	if (s->l->tls == CFG_TLS_STARTTLS) {
+		refuse(s);
+		return -1;
+	}
+	if (why != STLIM_PER_IP) {
+		sess_close(s, limit_names[why]);
+		return -1;
+	}
+	return 0;
 }
 
 void sess_accept(struct worker_listener *wl)
@@ -522,6 +689,9 @@ void sess_accept(struct worker_listener *wl)
 	w->sessions = s;
 	if (++w->nsessions > w->peak_sessions)
 		w->peak_sessions = w->nsessions;
+	stat_add(&sess_stats(s)->accepted, 1);
+	if (check_limits(s) != 0)
+		return;
 	if (s->l->tls == CFG_TLS_STARTTLS) {
 		/* in clear until STARTTLS: moat greets and holds the dialogue */
 		if (preauth_begin(s) != 0) {

@@ -20,7 +20,13 @@ void sess_accept(struct worker_listener *l);
 /* The next session in the worker's list (iteration that may close s). */
 struct sess *sess_next(const struct sess *s);
 
-/* Worker shutdown: end the session cleanly (close_notify, then close). */
+/* Worker draining: a session before login ends now ("* BYE" / "-ERR"),
+ * one in the handshake closes; logged-in ones (and logins under way)
+ * carry on. */
+void sess_drain(struct sess *s);
+
+/* Worker shutdown: end the session cleanly now (an IMAP session between
+ * two responses gets "* BYE"; close_notify; close). */
 void sess_shutdown(struct sess *s);
 
 #endif /* MOAT_SESS_H */

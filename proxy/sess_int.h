@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "imap_track.h"
 #include "outq.h"
 #include "sess.h"
 #include "tls.h"
@@ -43,6 +44,7 @@ struct sess {
 	tls_conn *tls;                /* NULL while a STARTTLS listener is in clear */
 	struct preauth *pa;
 	struct imap_capf *capf;       /* transparent IMAP: capability filter */
+	struct imap_track track;      /* IMAP: where the stream to the client stands */
 	char *user;                   /* after login, for the session_end line */
 	uint8_t *stash;               /* client ciphertext not consumed yet */
 	size_t stash_len;
@@ -64,6 +66,10 @@ struct sess {
 	unsigned client_eof : 1;      /* client finished sending */
 	unsigned backend_shut : 1;    /* shutdown(backend) requested */
 	unsigned backend_eof : 1;
+	unsigned counted : 1;         /* limit_connect() counted it */
+	unsigned tracked : 1;         /* ... under its address */
+	unsigned exempt : 1;          /* its address is in limits_exempt */
+	uint8_t refuse;               /* enum stat_limit + 1: refuse after greeting/handshake */
 };
 
 /* sess.c */
@@ -80,6 +86,10 @@ void sess_arm(struct sess *s, uint64_t ms);
 void sess_handle_closed(uv_handle_t *h);
 const char *sess_peer(const struct sess *s, char *buf, size_t size);
 const char *sess_tls_fields(const struct sess *s, char *buf, size_t size);
+struct lstats *sess_stats(const struct sess *s);
+void sess_count_in(struct sess *s, uint64_t n);   /* plaintext from the client */
+void sess_count_out(struct sess *s, uint64_t n);  /* plaintext to the client */
+void sess_refused(struct sess *s, enum stat_limit why);
 
 /* preauth.c */
 int preauth_begin(struct sess *s);
@@ -100,6 +110,7 @@ void backend_fail(struct sess *s, int err);
 void backend_close(struct sess *s);
 
 /* relay.c */
+int relay_to_client(struct sess *s, const uint8_t *p, size_t n);
 void relay_start(struct sess *s);
 void relay_client_input(struct sess *s);
 void relay_backend_drained(struct outq *q, int status);

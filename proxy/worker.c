@@ -84,29 +84,80 @@ static void take_new_gen(struct worker *w)
 	w->gen = g;
 }
 
-/* Runs in the worker when main woke it: a new generation, or a request to
- * stop: no new connections, end every session; the loop returns once
- * every handle is closed. */
-static void on_wake(uv_async_t *a)
+/* The last session is gone while stopping: close the worker's own
+ * handles, and its loop returns. */
+static void finish(struct worker *w)
 {
-	struct worker *w = a->data;
+	if (w->finished)
+		return;
+	w->finished = 1;
+	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_close((uv_handle_t *)&w->housekeeping, NULL);
+	uv_close((uv_handle_t *)&w->grace, NULL);
+}
+
+void worker_session_gone(struct worker *w)
+{
+	if (w->stopping && w->nsessions == 0)
+		finish(w);
+}
+
+/* Ends every session now (IMAP sessions between responses get a BYE). */
+static void end_all(struct worker *w)
+{
 	struct sess *s, *next;
 
-	take_new_gen(w);
-	if (!atomic_load(&w->stop_requested) || w->stopping)
-		return;
-	w->stopping = 1;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
 	for (s = w->sessions; s; s = next) {
 		next = sess_next(s);
 		sess_shutdown(s);
 	}
-	uv_close((uv_handle_t *)&w->wake, NULL);
-	uv_close((uv_handle_t *)&w->housekeeping, NULL);
+	worker_session_gone(w);
 }
 
-int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_t errlen)
+/* The grace period after a stop request is over. */
+static void on_grace(uv_timer_t *t)
+{
+	end_all(t->data);
+}
+
+/* Runs in the worker when main asked it to stop: no new connections;
+ * sessions before login end now, logged-in ones get shutdown_grace to
+ * end by themselves; then (or at once, on a second request) the rest. */
+static void stop(struct worker *w, int now)
+{
+	struct sess *s, *next;
+	uint32_t grace = w->gen->cfg->shutdown_grace_ms;
+
+	if (!w->stopping) {
+		w->stopping = 1;
+		for (size_t i = 0; i < w->nlisteners; i++)
+			uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+		for (s = w->sessions; s; s = next) {
+			next = sess_next(s);
+			sess_drain(s);
+		}
+		if (grace && !now)
+			uv_timer_start(&w->grace, on_grace, grace, 0);
+	}
+	if (now || !grace)
+		end_all(w);
+	worker_session_gone(w);
+}
+
+/* Runs in the worker when main woke it: a new generation, or a request to
+ * stop (1: drain, 2: now). */
+static void on_wake(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	int req = atomic_load(&w->stop_requested);
+
+	take_new_gen(w);
+	if (req && !w->finished && (!w->stopping || req == 2))
+		stop(w, req == 2);
+}
+
+int worker_init(struct worker *w, unsigned id, struct gen *gen, struct limit_table *limits,
+                char *err, size_t errlen)
 {
 	const struct cfg *cfg = gen->cfg;
 	size_t i;
@@ -115,11 +166,13 @@ int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_
 	memset(w, 0, sizeof *w);
 	w->id = id;
 	w->buffer_size = cfg->buffer_size;
+	w->limits = limits;
 	w->rbuf = malloc(cfg->buffer_size);
 	w->pbuf = malloc(cfg->buffer_size);
 	w->sbuf = malloc(cfg->buffer_size);
 	w->listeners = calloc(cfg->nlisteners, sizeof *w->listeners);
-	if (!w->rbuf || !w->pbuf || !w->sbuf || !w->listeners) {
+	w->stats = calloc(cfg->nlisteners, sizeof *w->stats);
+	if (!w->rbuf || !w->pbuf || !w->sbuf || !w->listeners || !w->stats) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -133,6 +186,8 @@ int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_
 	uv_timer_init(&w->loop, &w->housekeeping);
 	w->housekeeping.data = w;
 	uv_timer_start(&w->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+	uv_timer_init(&w->loop, &w->grace);
+	w->grace.data = w;
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct worker_listener *wl = &w->listeners[i];
 		const struct cfg_listener *l = &cfg->listeners[gen->slot[i]];
@@ -164,6 +219,7 @@ fail_loop:
 		uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 	uv_close((uv_handle_t *)&w->housekeeping, NULL);
+	uv_close((uv_handle_t *)&w->grace, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
 fail:
@@ -171,6 +227,7 @@ fail:
 	free(w->pbuf);
 	free(w->sbuf);
 	free(w->listeners);
+	free(w->stats);
 	return -1;
 }
 
@@ -179,6 +236,7 @@ static void worker_main(void *arg)
 	struct worker *w = arg;
 
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	atomic_store(&w->done, 1);
 }
 
 int worker_start(struct worker *w)
@@ -198,18 +256,22 @@ void worker_set_gen(struct worker *w, struct gen *g)
 	uv_async_send(&w->wake);
 }
 
-void worker_stop(struct worker *w)
+void worker_stop(struct worker *w, int now)
 {
-	atomic_store(&w->stop_requested, 1);
+	atomic_store(&w->stop_requested, now ? 2 : 1);
 	uv_async_send(&w->wake);
 }
 
-int worker_join(struct worker *w)
+int worker_done(struct worker *w)
 {
-	int rc;
+	return atomic_load(&w->done);
+}
 
-	uv_thread_join(&w->thread);
-	rc = uv_loop_close(&w->loop);
+/* Frees a stopped worker whose loop has returned. */
+static int worker_free(struct worker *w)
+{
+	int rc = uv_loop_close(&w->loop);
+
 	gen_unref(w->next_gen);
 	gen_unref(w->gen);
 	uv_mutex_destroy(&w->lock);
@@ -217,5 +279,19 @@ int worker_join(struct worker *w)
 	free(w->pbuf);
 	free(w->sbuf);
 	free(w->listeners);
+	free(w->stats);
 	return rc;
+}
+
+int worker_join(struct worker *w)
+{
+	uv_thread_join(&w->thread);
+	return worker_free(w);
+}
+
+int worker_discard(struct worker *w)
+{
+	worker_stop(w, 1);
+	uv_run(&w->loop, UV_RUN_DEFAULT);   /* its thread never ran: run it here */
+	return worker_free(w);
 }

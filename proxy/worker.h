@@ -4,8 +4,9 @@
  *
  * The main thread creates workers (binding every socket first, so a bad
  * address fails before anything runs), starts them, and on SIGTERM/SIGINT
- * asks each to stop: the worker closes its listeners, closes its sessions
- * cleanly and returns from its loop.
+ * asks each to stop: the worker closes its listeners, ends the sessions
+ * that have not logged in, lets the others run for shutdown_grace, then
+ * ends them cleanly and returns from its loop.
  *
  * Per-worker read buffers are lent to whichever session is reading, so an
  * idle session holds no relay buffer of its own.
@@ -23,6 +24,8 @@
 #include <uv.h>
 
 #include "gen.h"
+#include "limit.h"
+#include "stats.h"
 
 struct sess;
 struct worker;
@@ -43,6 +46,11 @@ struct worker {
 	uv_mutex_t lock;              /* guards next_gen */
 	struct gen *next_gen;         /* handed over by main, taken on wake */
 	size_t buffer_size;           /* fixed at startup */
+	struct limit_table *limits;   /* shared by all workers */
+	struct lstats *stats;         /* one per listener socket, this worker's */
+	uint64_t log_next[STLIM_N];   /* refusal log lines: next allowed (loop ms) */
+	unsigned log_suppressed[STLIM_N];
+	uv_timer_t grace;             /* stopping: sessions' time to end */
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	struct sess *sessions;        /* live sessions, for shutdown */
@@ -50,7 +58,9 @@ struct worker {
 	size_t peak_sessions;         /* since the last memory trim */
 	uv_timer_t housekeeping;
 	int stopping;                 /* set by the worker after a stop request */
-	atomic_int stop_requested;    /* written by main, read after uv_async */
+	int finished;                 /* its own handles are closing */
+	atomic_int stop_requested;    /* written by main (1 drain, 2 now), read after uv_async */
+	atomic_int done;              /* its loop has returned */
 	/* buffers lent to sessions, each buffer_size bytes */
 	uint8_t *rbuf;                /* bytes read from a socket */
 	uint8_t *pbuf;                /* plaintext decrypted from the client */
@@ -61,8 +71,8 @@ struct worker {
 
 /* Opens the listening sockets (SO_REUSEPORT) and the loop for worker id.
  * Returns 0, or -1 with a message in err. */
-int worker_init(struct worker *w, unsigned id, struct gen *gen, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int worker_init(struct worker *w, unsigned id, struct gen *gen, struct limit_table *limits,
+                char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Starts the worker's thread. */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
@@ -71,10 +81,22 @@ int worker_start(struct worker *w) __attribute__((warn_unused_result));
  * on (takes a reference of its own); safe from another thread. */
 void worker_set_gen(struct worker *w, struct gen *g);
 
-/* Asks the worker to stop; safe from another thread. */
-void worker_stop(struct worker *w);
+/* Asks the worker to stop: drain (now = 0: close the listeners, end
+ * sessions before login, give the others shutdown_grace) or end every
+ * session at once; safe from another thread, and again to hurry it. */
+void worker_stop(struct worker *w, int now);
+
+/* Whether the worker's loop has returned (every session ended). */
+int worker_done(struct worker *w);
+
+/* A session of the worker closed (sess.c). */
+void worker_session_gone(struct worker *w);
 
 /* Waits for the thread and frees everything; 0 if the loop closed clean. */
 int worker_join(struct worker *w);
+
+/* For a worker whose thread was never started: stops it in the calling
+ * thread and frees everything; 0 if the loop closed clean. */
+int worker_discard(struct worker *w);
 
 #endif /* MOAT_WORKER_H */

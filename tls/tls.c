@@ -95,6 +95,28 @@ const char *tls_strerror(int err, char *buf, size_t size)
 	return buf;
 }
 
+enum tls_fail tls_failure_kind(int err)
+{
+	switch (err) {
+	case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+		return TLS_FAIL_VERSION;
+	case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+		return TLS_FAIL_CIPHER;
+	case MBEDTLS_ERR_SSL_NO_APPLICATION_PROTOCOL:
+		return TLS_FAIL_ALPN;
+	case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+	case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
+	case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+		return TLS_FAIL_CLIENT_CERT;
+	case TLS_EOF:
+	case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+	case MBEDTLS_ERR_SSL_CONN_EOF:
+		return TLS_FAIL_CLOSED;
+	default:
+		return TLS_FAIL_PROTOCOL;
+	}
+}
+
 const char *tls_library_version(void)
 {
 	static char v[32];
@@ -834,6 +856,16 @@ const char *tls_version(const tls_conn *c)
 const char *tls_cipher(const tls_conn *c)
 {
 	return mbedtls_ssl_get_ciphersuite(&c->ssl);
+}
+
+uint16_t tls_suite_id(const tls_conn *c)
+{
+	return (uint16_t)mbedtls_ssl_get_ciphersuite_id_from_ssl(&c->ssl);
+}
+
+int tls_version_number(const tls_conn *c)
+{
+	return mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_3 ? 13 : 12;
 }
 
 int tls_resumed(const tls_conn *c)

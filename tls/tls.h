@@ -164,8 +164,23 @@ const char *tls_alpn(const tls_conn *c);
 const char *tls_sni(const tls_conn *c);
 const char *tls_peer_subject(const tls_conn *c);
 
+/* The agreed suite's IANA id, and 12 or 13 for the version. */
+uint16_t tls_suite_id(const tls_conn *c);
+int tls_version_number(const tls_conn *c);
+
 /* Text for an error returned above. */
 const char *tls_strerror(int err, char *buf, size_t size);
+
+/* What kind of failure a handshake error is, for counting. */
+enum tls_fail {
+	TLS_FAIL_PROTOCOL = 0,        /* not TLS, or broken TLS */
+	TLS_FAIL_VERSION,             /* no version in common */
+	TLS_FAIL_CIPHER,              /* no suite, group or signature in common */
+	TLS_FAIL_ALPN,                /* another application protocol */
+	TLS_FAIL_CLIENT_CERT,         /* client certificate missing or invalid */
+	TLS_FAIL_CLOSED,              /* the peer closed or sent an alert */
+};
+enum tls_fail tls_failure_kind(int err);
 
 /* "mbedTLS 3.6.6" */
 const char *tls_library_version(void);

@@ -42,6 +42,8 @@ static const struct group groups[] = {
 
 #define COUNT(a) (sizeof a / sizeof *a)
 
+_Static_assert(COUNT(suites) == TLS_NSUITES, "TLS_NSUITES counts the table");
+
 const uint16_t tls_default_tls13_suites[] = { 0x1301, 0x1302, 0x1303, 0 };
 const uint16_t tls_default_tls12_suites[] = { 0xC02B, 0xC02C, 0xCCA9, 0xC02F, 0xC030, 0xCCA8, 0 };
 const uint16_t tls_default_groups[] = { 0x001D, 0x0017, 0x0018, 0 };
@@ -70,6 +72,19 @@ const char *tls_suite_name(uint16_t id)
 		if (suites[i].id == id)
 			return suites[i].iana;
 	return NULL;
+}
+
+unsigned tls_suite_index(uint16_t id)
+{
+	for (size_t i = 0; i < COUNT(suites); i++)
+		if (suites[i].id == id)
+			return (unsigned)i;
+	return TLS_NSUITES;
+}
+
+uint16_t tls_suite_at(unsigned index)
+{
+	return index < COUNT(suites) ? suites[index].id : 0;
 }
 
 int tls_group_lookup(const char *name, size_t len, uint16_t *id)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define TLS_MAX_SUITES 16             /* per list, without the 0 end */
+#define TLS_NSUITES 9                 /* suites moat offers */
 #define TLS_MAX_GROUPS 8
 
 /* Looks name up. Returns 0 with *id and *tls13 (1 for a TLS 1.3 suite)
@@ -27,6 +28,11 @@ int tls_suite_lookup(const char *name, size_t len, uint16_t *id, int *tls13);
 
 /* The IANA name of a suite moat offers, or NULL. */
 const char *tls_suite_name(uint16_t id);
+/* Its place among the suites moat offers (0..TLS_NSUITES-1), or
+ * TLS_NSUITES for any other. */
+unsigned tls_suite_index(uint16_t id);
+/* The id of the suite at that place, 0 past the end. */
+uint16_t tls_suite_at(unsigned index);
 
 /* Same for groups: 0 and *id, or -1. */
 int tls_group_lookup(const char *name, size_t len, uint16_t *id);

@@ -607,16 +607,29 @@ class Listener:
         self.options = dict(options or {})
 
 
+# moat refuses to keep running as root without user = ...; the tests run
+# as root in CI and say they mean it (the privilege tests set user =).
+AS_ROOT = ["allow_root = yes"] if os.geteuid() == 0 else []
+
+
+def root_section():
+    """Config text to append to a file that has no [moat] section, so that
+    moat may run as root here ("" when not root)."""
+    return "\n[moat]\n%s\n" % AS_ROOT[0] if AS_ROOT else ""
+
+
 def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
-                extra_tls="", extra=""):
-    """The text of a moat config: [moat], [tls] (cert/key default to the
-    test certificate; extra_tls: more [tls] lines), the listeners, then
-    `extra` verbatim (e.g. [certificate NAME] sections)."""
+                extra_tls="", extra="", options=None):
+    """The text of a moat config: [moat] (options: more keys for it, a
+    dict), [tls] (cert/key default to the test certificate; extra_tls: more
+    [tls] lines), the listeners, then `extra` verbatim (e.g. [certificate
+    NAME] sections)."""
     c = certs()
     lines = ["; written by test/integration/harness.py",
              "[moat]",
              "workers = %d" % workers,
-             "log_level = %s" % log_level,
+             "log_level = %s" % log_level] + AS_ROOT + [
+             "%s = %s" % kv for kv in (options or {}).items()] + [
              "",
              "[tls]",
              "certificate = %s" % (cert or c.fullchain),
@@ -640,13 +653,13 @@ class Moat:
     """moat run in the foreground with its stderr in a log file."""
 
     def __init__(self, listeners, workers=2, log_level="info", wrapper=None,
-                 name="moat", cert=None, key=None, extra_tls="", extra=""):
+                 name="moat", cert=None, key=None, extra_tls="", extra="", options=None):
         self.dir = new_dir(name)
         self.listeners = {l.name: l for l in listeners}
         self.config_path = os.path.join(self.dir, "moat.ini")
         self.log_path = os.path.join(self.dir, "moat.log")
         self.write_config(moat_config(listeners, workers, log_level, cert, key,
-                                      extra_tls, extra))
+                                      extra_tls, extra, options))
         self.wrapper = moat_wrapper() if wrapper is None else list(wrapper)
         self.proc = None
         self.returncode = None

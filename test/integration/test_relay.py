@@ -536,7 +536,7 @@ class TestCommandLine(unittest.TestCase):
     def write(self, text):
         path = os.path.join(harness.new_dir("cli"), "moat.ini")
         with open(path, "w") as f:
-            f.write(text)
+            f.write(text + harness.root_section())
         return path
 
     def config_lines(self, protocol="imap", key=None):
@@ -611,9 +611,12 @@ class TestCommandLine(unittest.TestCase):
 class TestSigterm(unittest.TestCase):
 
     def test_sigterm_with_open_sessions(self):
+        # Logged-in sessions get shutdown_grace (1 s here) to end by
+        # themselves; then IMAP ones get a BYE between two responses and
+        # POP3 ones just the close.
         moat = harness.Moat([harness.Listener("imaps", "imap", DOVECOT.imap_port, options=TRANSPARENT),
                              harness.Listener("pop3s", "pop3", DOVECOT.pop3_port, options=TRANSPARENT)],
-                            name="moat-sigterm").start()
+                            name="moat-sigterm", options={"shutdown_grace": "1s"}).start()
         socks = []
         try:
             # An idle, logged-in IMAP session and an idle POP3 session.
@@ -629,13 +632,19 @@ class TestSigterm(unittest.TestCase):
             socks.append(p)
             self.assertTrue(harness.recv_line(p).startswith(b"+OK"))
 
+            t0 = time.monotonic()
             rc = moat.stop(timeout=20)
             self.assertEqual(rc, 0, "moat exit status %s; log:\n%s" % (rc, moat.log()))
+            self.assertGreater(time.monotonic() - t0, 0.9)
+            ends = []
             for sock in socks:
                 data, how = harness.recv_until_eof(sock, timeout=10)
-                # Anything Dovecot still said is fine; the point is the end.
+                ends.append(data)
                 self.assertIn(how, ("eof", "SSLEOFError", "SSLZeroReturnError",
                                     "ConnectionResetError"), (how, data))
+            self.assertTrue(ends[0].endswith(b"* BYE [UNAVAILABLE] Server shutting down, "
+                                             b"try again later\r\n"), ends[0])
+            self.assertEqual(ends[1], b"")
             self.assertFalse(harness.port_accepts(moat.port("imaps")))
             self.assertIn("event=ready", moat.log())
         finally:

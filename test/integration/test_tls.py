@@ -1292,7 +1292,8 @@ class TestConfigCheck(unittest.TestCase):
     def write(self, tls_lines=(), listener_lines=(), extra=""):
         """A config with [tls] (the test certificate, plus tls_lines) and
         one listener (plus listener_lines); returns (path, text)."""
-        lines = ["[moat]", "workers = 1", "", "[tls]", "certificate = %s" % self.cert]
+        lines = ["[moat]", "workers = 1"] + harness.AS_ROOT + ["", "[tls]",
+                                                             "certificate = %s" % self.cert]
         if not any(l.startswith("key ") for l in tls_lines):
             lines.append("key = %s" % self.key)
         lines += list(tls_lines)

@@ -1,0 +1,52 @@
+/*
+ * metrics: an optional HTTP endpoint on the main thread's loop, bound to
+ * a loopback address ([metrics] address), answering
+ *
+ *   GET /metrics   the counters of every worker, summed, in Prometheus's
+ *                  text format (see metrics.c for the list)
+ *
+ * and 404 to anything else. One request per connection (HTTP/1.0 style),
+ * at most METRICS_CONNS at once, each closed after METRICS_TIMEOUT_MS.
+ *
+ * It reads what the daemon owns through struct metrics_src: the workers'
+ * counters (relaxed atomic loads), the current generation (for listener
+ * names and certificates), the shared limit table.
+ */
+#ifndef MOAT_METRICS_H
+#define MOAT_METRICS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "gen.h"
+#include "limit.h"
+#include "worker.h"
+
+#define METRICS_CONNS 16
+#define METRICS_TIMEOUT_MS 10000
+
+/* What the endpoint reports on; the daemon keeps it current. */
+struct metrics_src {
+	struct worker *workers;
+	unsigned nworkers;
+	struct gen *const *gen;       /* the current generation, as main holds it */
+	struct limit_table *limits;
+	uint64_t reloads_ok, reloads_failed;
+	int64_t started;              /* time_t of startup */
+};
+
+struct metrics;
+
+/* Binds addr and serves on loop. 0, or -1 with a message in err. */
+int metrics_start(struct metrics **out, uv_loop_t *loop, const struct cfg_addr *addr,
+                  const struct metrics_src *src, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Closes the listener and every open connection (the loop frees them). */
+void metrics_stop(struct metrics *m);
+
+/* The body GET /metrics returns (malloc'd, NUL-terminated; NULL when out
+ * of memory); for tests too. */
+char *metrics_render(const struct metrics_src *src, size_t *len);
+
+#endif /* MOAT_METRICS_H */
