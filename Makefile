@@ -11,6 +11,10 @@
 #                   each for FUZZ_TIME seconds (default 60), one after the
 #                   other; make fuzz-build only builds them
 #   make clean      remove build/ except the cached mbedTLS
+#   make static     build/moat-static, linked statically (containers)
+#   make man        build/man/moat.8 and moat.ini.5 (from etc/moat.ini)
+#   make install    moat, man pages, example config, systemd unit and
+#                   sysusers entry under DESTDIR/PREFIX (default /usr/local)
 #
 # Options: MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
 # SANITIZE=1 (ASan+UBSan), CPUFLAGS=-march=native (moat and mbedTLS).
@@ -63,7 +67,8 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEPS_STAMP := $(BUILD)/.deps-build
 TDEPS_STAMP := $(BUILD)/.deps-test
 
-.PHONY: all deps test unit integration run clean distclean test-asan test-valgrind
+.PHONY: all deps test unit integration run clean distclean test-asan test-valgrind \
+        static man install uninstall
 all: $(BUILD)/moat
 
 # Debian packages: checked on every make (fast when all are present).
@@ -93,6 +98,56 @@ $(LIBMOAT): $(LIB_OBJS)
 $(BUILD)/moat: $(MAIN_OBJ) $(LIBMOAT)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(MBEDTLS_LIBS) $(LDLIBS)
+
+# One binary with no shared libraries (glibc's NSS aside: name users by
+# number there), for an empty container image.
+static: $(BUILD)/moat-static
+$(BUILD)/moat-static: $(MAIN_OBJ) $(LIBMOAT)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -static -o $@ $^ $(MBEDTLS_LIBS) -l:libuv_a.a -l:libinih.a -lpthread \
+	    -ldl 2>&1 | grep -v -e "statically linked applications" -e "(proc.o): in function" \
+	    || true
+	@test -x $@
+
+# Manual pages: moat(8) from etc/moat.8, moat.ini(5) built from the
+# documented example etc/moat.ini.
+VERSION := $(shell sed -n 's/.*MOAT_VERSION "\(.*\)".*/\1/p' proxy/version.h)
+MANPAGES := $(BUILD)/man/moat.8 $(BUILD)/man/moat.ini.5
+man: $(MANPAGES)
+$(BUILD)/man/moat.8: etc/moat.8 proxy/version.h
+	@mkdir -p $(dir $@)
+	@sed 's/@VERSION@/$(VERSION)/' $< > $@
+$(BUILD)/man/moat.ini.5: etc/moat.ini scripts/mkman.sh proxy/version.h
+	@mkdir -p $(dir $@)
+	@scripts/mkman.sh etc/moat.ini $(VERSION) > $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, manual
+# pages, the example configuration (and moat.ini itself when there is
+# none yet), the systemd unit and a sysusers.d entry for its user.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+install: $(BUILD)/moat $(MANPAGES)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(SYSCONFDIR)/moat $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 755 $(BUILD)/moat $(DESTDIR)$(SBINDIR)/moat
+	install -m 644 $(BUILD)/man/moat.8 $(DESTDIR)$(MANDIR)/man8/moat.8
+	install -m 644 $(BUILD)/man/moat.ini.5 $(DESTDIR)$(MANDIR)/man5/moat.ini.5
+	install -m 644 etc/moat.ini $(DESTDIR)$(SYSCONFDIR)/moat/moat.ini.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/moat/moat.ini || \
+	    install -m 644 etc/moat.ini $(DESTDIR)$(SYSCONFDIR)/moat/moat.ini
+	sed -e 's#@SBINDIR@#$(SBINDIR)#g' -e 's#@SYSCONFDIR@#$(SYSCONFDIR)#g' etc/moat.service \
+	    > $(DESTDIR)$(UNITDIR)/moat.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/moat.service
+	install -m 644 etc/moat.sysusers $(DESTDIR)$(SYSUSERSDIR)/moat.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/moat $(DESTDIR)$(MANDIR)/man8/moat.8 \
+	    $(DESTDIR)$(MANDIR)/man5/moat.ini.5 $(DESTDIR)$(SYSCONFDIR)/moat/moat.ini.example \
+	    $(DESTDIR)$(UNITDIR)/moat.service $(DESTDIR)$(SYSUSERSDIR)/moat.conf
 
 $(BUILD)/test/%: test/unit/%.c $(LIBMOAT) | $(TDEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -181,7 +236,8 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_link,$(t))))
 -include $(wildcard $(FUZZ_DIR)/obj/*/*.d $(FUZZ_DIR)/obj/*/*/*.d)
 
 clean:
-	rm -rf $(OBJDIR) $(BUILD)/test $(BUILD)/moat $(LIBMOAT) $(BUILD)/.deps-* $(FUZZ_DIR)
+	rm -rf $(OBJDIR) $(BUILD)/test $(BUILD)/moat $(BUILD)/moat-static $(BUILD)/man $(LIBMOAT) \
+	    $(BUILD)/.deps-* $(FUZZ_DIR)
 
 distclean:
 	rm -rf $(BUILD)
