@@ -712,8 +712,12 @@ static int set_rate(const struct keydef *k, const char *v, void *field, char *wh
 		r->window_ms = 0;
 		return 0;
 	}
-	if (!slash || (size_t)(slash - v) >= sizeof count) {
+	if (!slash) {
 		snprintf(why, whylen, "is not a rate (e.g. 20/10m: 20 per 10 minutes; 0 for none)");
+		return -1;
+	}
+	if ((size_t)(slash - v) >= sizeof count) {
+		snprintf(why, whylen, "needs a count from 1 to %u before the '/'", (unsigned)k->max);
 		return -1;
 	}
 	memcpy(count, v, (size_t)(slash - v));
@@ -865,6 +869,10 @@ static int set_nets(const struct keydef *k, const char *v, void *field, char *wh
 				return -1;
 			}
 			n++;
+		}
+		if (n == 0) {
+			snprintf(why, whylen, "includes no address block (write none for none)");
+			return -1;
 		}
 	}
 	nets.n = n;

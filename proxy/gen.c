@@ -99,7 +99,7 @@ static void set_limits(struct gen *g)
 static void check_cert(struct report *r, const struct cfg *c, const struct cfg_cert *cc,
                        const tls_cert *ct)
 {
-	char names[512], subj[300], file[300];
+	char names[512], qnames[600], subj[300], file[300];
 	size_t n = 0;
 	time_t now = time(NULL), end = tls_cert_not_after(ct);
 	long days = (long)((end - now) / 86400);
@@ -114,10 +114,10 @@ static void check_cert(struct report *r, const struct cfg *c, const struct cfg_c
 		                      tls_cert_name(ct, i));
 	gmtime_r(&end, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_msg(LOG_LVL_INFO, "event=certificate name=%s file=%s subject=%s names=\"%s\" key=\"%s\" "
+	log_msg(LOG_LVL_INFO, "event=certificate name=%s file=%s subject=%s names=%s key=\"%s\" "
 	        "not_after=%s days_left=%ld", cc->name, log_quote(file, sizeof file, cc->certificate),
-	        log_quote(subj, sizeof subj, tls_cert_subject(ct)), names, tls_cert_key_type(ct),
-	        when, days);
+	        log_quote(subj, sizeof subj, tls_cert_subject(ct)),
+	        log_quote(qnames, sizeof qnames, names), tls_cert_key_type(ct), when, days);
 	if (end <= now)
 		log_msg(LOG_LVL_ERROR, "event=certificate_expired name=%s file=%s not_after=%s "
 		        "message=\"clients will refuse it: renew it, then reload\"", cc->name,
@@ -239,7 +239,7 @@ static void listener_tls(struct report *r, struct gen *g, const struct gen *prev
 static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt,
                           const struct gen *prev)
 {
-	char caps[DLG_CAPS_MAX], err[160], shown[DLG_CAPS_MAX], *c;
+	char caps[DLG_CAPS_MAX], err[160], shown[DLG_CAPS_MAX], q[DLG_CAPS_MAX + 200], *c;
 	int pop3 = l->protocol == CFG_PROTO_POP3, rc = 0;
 	const struct cfg_listener *old;
 	size_t j;
@@ -257,16 +257,16 @@ static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt,
 		old = prev_listener(prev, l->name, &j);
 		if (old && prev->rt[j].caps_probed && old->protocol == l->protocol &&
 		    strcmp(old->backend.text, l->backend.text) == 0) {
-			log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
+			log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=%s "
 			        "message=\"keeping the capabilities the backend gave before\"",
-			        l->name, l->backend.text, err);
+			        l->name, l->backend.text, log_quote(q, sizeof q, err));
 			memcpy(rt->caps, prev->rt[j].caps, sizeof rt->caps);
 			rt->caps_probed = 1;
 			return;
 		}
-		log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=\"%s\" "
+		log_msg(LOG_LVL_WARN, "event=probe_failed listener=%s backend=%s error=%s "
 		        "message=\"advertising moat's own capabilities only\"",
-		        l->name, l->backend.text, err);
+		        l->name, l->backend.text, log_quote(q, sizeof q, err));
 		caps[0] = '\0';
 	}
 	if (pop3)
@@ -281,7 +281,8 @@ static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt,
 	if (c > shown && c[-1] == ',')
 		c--;
 	*c = '\0';
-	log_msg(LOG_LVL_INFO, "event=capabilities listener=%s passthrough=\"%s\"", l->name, shown);
+	log_msg(LOG_LVL_INFO, "event=capabilities listener=%s passthrough=%s", l->name,
+	        log_quote(q, sizeof q, shown));
 }
 
 /* Each listener's dialogue settings, and its capabilities when probing. */

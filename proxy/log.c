@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -43,70 +44,109 @@ static void write_all(const char *p, size_t n)
 	}
 }
 
-/* Runs for a JSON value byte: escapes what JSON needs escaped. */
-static size_t json_byte(char *out, size_t o, size_t size, unsigned char c)
+/* Output that cannot run past its end: appends fail (and set full) when
+ * they would, so the caller can drop the pair it was writing. */
+struct jbuf {
+	char *out;
+	size_t len, cap;              /* cap leaves room for "}" and the NUL */
+	int full;
+};
+
+static void jput(struct jbuf *b, const char *p, size_t n)
 {
-	if (o + 7 >= size)
-		return o;
-	if (c == '"' || c == '\\') {
-		out[o++] = '\\';
-		out[o++] = (char)c;
-	} else if (c < 0x20 || c == 0x7f) {
-		o += (size_t)snprintf(out + o, size - o, "\\u%04x", c);
-	} else {
-		out[o++] = (char)c;
+	if (b->full || n > b->cap - b->len) {
+		b->full = 1;
+		return;
 	}
-	return o;
+	memcpy(b->out + b->len, p, n);
+	b->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+/* Length of the valid UTF-8 sequence at p (at most n bytes): no overlong
+ * forms, no surrogates, nothing above U+10FFFF; 0 when invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-	size_t len = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
 
-	if (p[0] >= 0xf5 || len == 0 || len > n)
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
 		return 0;
-	for (size_t i = 1; i < len; i++)
+	if (p[0] == 0xe0)
+		lo = 0xa0;                /* overlong */
+	else if (p[0] == 0xed)
+		hi = 0x9f;                /* surrogates */
+	else if (p[0] == 0xf0)
+		lo = 0x90;                /* overlong */
+	else if (p[0] == 0xf4)
+		hi = 0x8f;                /* above U+10FFFF */
+	if (len > n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
 		if ((p[i] & 0xc0) != 0x80)
 			return 0;
 	return len;
 }
 
-/* Appends the value v[0..n) as a JSON string; bytes that are not UTF-8
- * become U+FFFD. */
-static size_t json_string(char *out, size_t o, size_t size, const unsigned char *v, size_t n)
+/* Appends v[0..n) as a JSON string: quotes, escapes, and U+FFFD for each
+ * byte that is not part of valid UTF-8. With cut, a string that does not
+ * fit is shortened (at a character) and closed instead of failing. */
+static void json_string(struct jbuf *b, const unsigned char *v, size_t n, int cut)
 {
-	if (o + 2 >= size)
-		return o;
-	out[o++] = '"';
-	for (size_t i = 0; i < n && o + 8 < size;) {
+	size_t cap = b->cap;
+	char e[8];
+
+	jput(b, "\"", 1);
+	if (cut && !b->full && b->cap > b->len)
+		b->cap--;                     /* the closing quote always fits */
+	for (size_t i = 0; i < n && !b->full;) {
 		size_t u = v[i] >= 0x80 ? utf8_len(v + i, n - i) : 1;
 		if (u == 0) {
-			o += (size_t)snprintf(out + o, size - o, "\\ufffd");
+			jput(b, "\\ufffd", 6);
 			i++;
-		} else if (u == 1) {
-			o = json_byte(out, o, size, v[i++]);
-		} else {
-			memcpy(out + o, v + i, u);
-			o += u;
+		} else if (u > 1) {
+			jput(b, (const char *)v + i, u);
 			i += u;
+		} else if (v[i] == '"' || v[i] == '\\') {
+			e[0] = '\\';
+			e[1] = (char)v[i++];
+			jput(b, e, 2);
+		} else if (v[i] < 0x20 || v[i] == 0x7f) {
+			snprintf(e, sizeof e, "\\u%04x", v[i++]);
+			jput(b, e, 6);
+		} else {
+			jput(b, (const char *)v + i++, 1);
 		}
 	}
-	out[o++] = '"';
-	return o;
+	if (cut && b->cap < cap) {
+		b->full = 0;                  /* what fitted stays; the rest is cut */
+		b->cap = cap;
+	}
+	jput(b, "\"", 1);
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	     : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* Undoes log_quote()'s escapes of a quoted value q[0..n) (without its
- * quotes) into buf; returns the length. */
-static size_t unquote(const char *q, size_t n, unsigned char *buf, size_t size)
+ * quotes) into buf (n bytes at least); returns the length. \xNN is a
+ * byte; a backslash before anything else keeps that character. */
+static size_t unquote(const char *q, size_t n, unsigned char *buf)
 {
 	size_t o = 0;
 
-	for (size_t i = 0; i < n && o < size; i++) {
-		unsigned v;
-		if (q[i] == '\\' && i + 1 < n && q[i + 1] == 'x' && i + 3 < n &&
-		    sscanf(q + i + 2, "%2x", &v) == 1) {
-			buf[o++] = (unsigned char)v;
+	for (size_t i = 0; i < n; i++) {
+		if (q[i] == '\\' && i + 3 < n && q[i + 1] == 'x' && hexval(q[i + 2]) >= 0 &&
+		    hexval(q[i + 3]) >= 0) {
+			buf[o++] = (unsigned char)(hexval(q[i + 2]) * 16 + hexval(q[i + 3]));
 			i += 3;
 		} else if (q[i] == '\\' && i + 1 < n) {
 			buf[o++] = (unsigned char)q[++i];
@@ -117,71 +157,88 @@ static size_t unquote(const char *q, size_t n, unsigned char *buf, size_t size)
 	return o;
 }
 
+/* Appends one value: a quoted one unescaped, "-" as null, plain digits
+ * as a number, anything else as a string. */
+static void json_value(struct jbuf *b, const char *val, size_t vlen, int quoted)
+{
+	unsigned char small[256], *raw;
+	int number = vlen > 0 && vlen < 19 && (val[0] != '0' || vlen == 1);
+
+	if (quoted) {
+		raw = vlen <= sizeof small ? small : malloc(vlen);
+		if (!raw) {
+			b->full = 1;
+			return;
+		}
+		json_string(b, raw, unquote(val, vlen, raw), 1);
+		if (raw != small)
+			free(raw);
+		return;
+	}
+	for (size_t i = 0; i < vlen; i++)
+		number &= val[i] >= '0' && val[i] <= '9';
+	if (vlen == 1 && val[0] == '-')
+		jput(b, "null", 4);
+	else if (number)
+		jput(b, val, vlen);
+	else
+		json_string(b, (const unsigned char *)val, vlen, 1);
+}
+
 size_t log_kv_to_json(const char *kv, char *out, size_t size)
 {
+	struct jbuf b = { out, 1, size > 2 ? size - 2 : 0, 0 };
 	const char *p = kv;
-	size_t o = 0;
-	int first = 1;
 
-	if (size < 3)
+	if (size < 3) {
+		if (size)
+			out[0] = '\0';
 		return 0;
-	out[o++] = '{';
-	while (*p && o + 16 < size) {
+	}
+	out[0] = '{';
+	while (*p) {
 		const char *key, *eq, *val, *end;
-		size_t klen;
+		size_t mark = b.len;
+		int quoted;
+
 		while (*p == ' ')
 			p++;
 		if (!*p)
 			break;
+		if (b.len > 1)
+			jput(&b, ",", 1);
 		key = p;
-		eq = p;
-		while (*eq && *eq != '=' && *eq != ' ')
-			eq++;
+		for (eq = p; *eq && *eq != '=' && *eq != ' '; eq++)
+			;
 		if (*eq != '=') {              /* not key=value: the rest is "text" */
-			o += (size_t)snprintf(out + o, size - o, "%s\"text\":", first ? "" : ",");
-			o = json_string(out, o, size, (const unsigned char *)p, strlen(p));
+			jput(&b, "\"text\":", 7);
+			json_string(&b, (const unsigned char *)p, strlen(p), 1);
+			if (b.full)
+				b.len = mark;
 			break;
 		}
-		klen = (size_t)(eq - key);
+		json_string(&b, (const unsigned char *)key, (size_t)(eq - key), 0);
+		jput(&b, ":", 1);
 		val = eq + 1;
-		if (*val == '"') {
-			unsigned char raw[2048];
-			size_t n;
-			end = val + 1;
-			while (*end && *end != '"')
-				end += end[0] == '\\' && end[1] ? 2 : 1;
-			n = unquote(val + 1, (size_t)(end - val - 1), raw, sizeof raw);
-			o += (size_t)snprintf(out + o, size - o, "%s\"%.*s\":", first ? "" : ",",
-			                      (int)klen, key);
-			o = json_string(out, o, size, raw, n);
+		quoted = *val == '"';
+		if (quoted) {
+			for (end = ++val; *end && *end != '"'; end += end[0] == '\\' && end[1] ? 2 : 1)
+				;
 			p = *end ? end + 1 : end;
 		} else {
-			size_t vlen;
-			int number = 1;
-			end = val;
-			while (*end && *end != ' ')
-				end++;
-			vlen = (size_t)(end - val);
-			for (size_t i = 0; i < vlen; i++)
-				number &= val[i] >= '0' && val[i] <= '9';
-			number &= vlen > 0 && vlen < 19 && (val[0] != '0' || vlen == 1);
-			o += (size_t)snprintf(out + o, size - o, "%s\"%.*s\":", first ? "" : ",",
-			                      (int)klen, key);
-			if (vlen == 1 && val[0] == '-')
-				o += (size_t)snprintf(out + o, size - o, "null");
-			else if (number)
-				o += (size_t)snprintf(out + o, size - o, "%.*s", (int)vlen, val);
-			else
-				o = json_string(out, o, size, (const unsigned char *)val, vlen);
+			for (end = val; *end && *end != ' '; end++)
+				;
 			p = end;
 		}
-		if (o >= size - 2)
-			o = size - 2;
-		first = 0;
+		json_value(&b, val, (size_t)(end - val), quoted);
+		if (b.full) {                  /* this pair does not fit: stop before it */
+			b.len = mark;
+			break;
+		}
 	}
-	out[o++] = '}';
-	out[o] = '\0';
-	return o;
+	out[b.len++] = '}';
+	out[b.len] = '\0';
+	return b.len;
 }
 
 void log_apply(const struct log_settings *s)

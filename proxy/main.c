@@ -213,7 +213,7 @@ static void check_fd_limit(const struct cfg *c)
 static int startup(struct daemon *d)
 {
 	const struct cfg *c = d->gen->cfg;
-	char err[600];
+	char err[600], q[700];
 
 	check_fd_limit(c);
 	if (bind_all(d, err, sizeof err) != 0)
@@ -238,7 +238,7 @@ static int startup(struct daemon *d)
 	}
 	return 0;
 fail:
-	log_msg(LOG_LVL_ERROR, "event=startup_failed error=\"%s\"", err);
+	log_msg(LOG_LVL_ERROR, "event=startup_failed error=%s", log_quote(q, sizeof q, err));
 	return -1;
 }
 

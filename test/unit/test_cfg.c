@@ -36,6 +36,24 @@
 #define CERT(n, c, k) "[certificate " n "]\ncertificate = " c "\nkey = " k "\n"
 /* After MIN: [certificate a] at lines 9-11, [certificate b] at 12-14. */
 #define CERTS_AB CERT("a", "/a.pem", "/a.key") CERT("b", "/b.pem", "/b.key")
+/* After MIN: [metrics] at line 9, its key at line 10. */
+#define METRICS(kv) MIN "[metrics]\n" kv "\n"
+/* 32 address blocks, ::1 to ::20, for limits_exempt. */
+#define NETS32 "::1 ::2 ::3 ::4 ::5 ::6 ::7 ::8 ::9 ::a ::b ::c ::d ::e ::f ::10 ::11 ::12 " \
+               "::13 ::14 ::15 ::16 ::17 ::18 ::19 ::1a ::1b ::1c ::1d ::1e ::1f ::20"
+/* The whole message for a refused [metrics] address at line 10. */
+#define NOT_LOOPBACK(a) "t:10: address: '" a "' is not a loopback address: metrics are " \
+                        "served on 127.0.0.1 or [::1] only\n"
+/* The whole messages for refused rates and address blocks at line 10. */
+#define NOT_RATE(k, v) "t:10: " k ": '" v "' is not a rate (e.g. 20/10m: 20 per 10 " \
+                       "minutes; 0 for none)\n"
+#define BAD_COUNT(k, v, max) "t:10: " k ": '" v "' needs a count from 1 to " max \
+                             " before the '/'\n"
+#define BAD_WINDOW(k, v) "t:10: " k ": '" v "' needs a duration from 1s to 1d after the '/'\n"
+#define BAD_NET(v, item) "t:10: limits_exempt: '" v "' includes '" item "', not an address " \
+                         "or address/prefix\n"
+#define FACILITIES "mail, daemon, user, local0, local1, local2, local3, local4, local5, " \
+                   "local6, local7"
 
 struct row {
 	const char *name;
@@ -568,6 +586,216 @@ static void check_implicit_transparent(const struct cfg *c)
 	assert_int_equal(c->listeners[0].transparent, 1);
 }
 
+/* ---- checks for the [moat] limits, logging and process keys and [metrics] ---- */
+
+/* A check that one int-like field of struct cfg holds want. */
+#define CHECK_FIELD(fn, field, want) \
+	static void fn(const struct cfg *c) \
+	{ \
+		assert_int_equal(c->field, want); \
+	}
+
+/* A check that a rate of struct cfg is count per window_ms. */
+#define CHECK_RATE(fn, field, count_, window_) \
+	static void fn(const struct cfg *c) \
+	{ \
+		assert_int_equal(c->field.count, count_); \
+		assert_int_equal(c->field.window_ms, window_); \
+	}
+
+/* The blocks of a list, each written "addr/prefix". */
+static void assert_nets(const struct cfg_nets *n, const char *const *want, size_t count)
+{
+	char ip[INET6_ADDRSTRLEN], got[INET6_ADDRSTRLEN + 8];
+
+	assert_int_equal(n->n, count);
+	for (size_t i = 0; i < count; i++) {
+		assert_non_null(inet_ntop(n->v[i].family, n->v[i].addr, ip, sizeof ip));
+		snprintf(got, sizeof got, "%s/%u", ip, n->v[i].prefix);
+		assert_string_equal(got, want[i]);
+	}
+}
+
+/* Every key new in [moat], and [metrics], at its default. */
+static void check_moat_defaults(const struct cfg *c)
+{
+	static const char *const exempt[] = { "127.0.0.0/8", "::1/128" };
+
+	assert_int_equal(c->log_format, CFG_LOG_KV);
+	assert_int_equal(c->log_target, CFG_LOG_STDERR);
+	assert_int_equal(c->syslog_facility, CFG_FAC_MAIL);
+	assert_int_equal(c->max_connections, 10000);
+	assert_int_equal(c->max_connections_per_ip, 100);
+	assert_int_equal(c->connection_rate_per_ip.count, 100);
+	assert_int_equal(c->connection_rate_per_ip.window_ms, 10000);
+	assert_int_equal(c->auth_fail_limit.count, 20);
+	assert_int_equal(c->auth_fail_limit.window_ms, 600000);
+	assert_int_equal(c->auth_block_ms, 600000);
+	assert_int_equal(c->ipv6_prefix, 64);
+	assert_nets(&c->limits_exempt, exempt, 2);
+	assert_int_equal(c->shutdown_grace_ms, 30000);
+	assert_null(c->user);
+	assert_null(c->group);
+	assert_null(c->chroot_dir);
+	assert_null(c->pid_file);
+	assert_int_equal(c->allow_root, 0);
+	assert_int_equal(c->metrics_address.sa.ss_family, 0);
+}
+
+CHECK_FIELD(check_format_kv, log_format, CFG_LOG_KV)
+CHECK_FIELD(check_format_json, log_format, CFG_LOG_JSON)
+CHECK_FIELD(check_target_stderr, log_target, CFG_LOG_STDERR)
+CHECK_FIELD(check_target_syslog, log_target, CFG_LOG_SYSLOG)
+CHECK_FIELD(check_fac_mail, syslog_facility, CFG_FAC_MAIL)
+CHECK_FIELD(check_fac_daemon, syslog_facility, CFG_FAC_DAEMON)
+CHECK_FIELD(check_fac_user, syslog_facility, CFG_FAC_USER)
+CHECK_FIELD(check_fac_local0, syslog_facility, CFG_FAC_LOCAL0)
+CHECK_FIELD(check_fac_local1, syslog_facility, CFG_FAC_LOCAL1)
+CHECK_FIELD(check_fac_local2, syslog_facility, CFG_FAC_LOCAL2)
+CHECK_FIELD(check_fac_local3, syslog_facility, CFG_FAC_LOCAL3)
+CHECK_FIELD(check_fac_local4, syslog_facility, CFG_FAC_LOCAL4)
+CHECK_FIELD(check_fac_local5, syslog_facility, CFG_FAC_LOCAL5)
+CHECK_FIELD(check_fac_local6, syslog_facility, CFG_FAC_LOCAL6)
+CHECK_FIELD(check_fac_local7, syslog_facility, CFG_FAC_LOCAL7)
+CHECK_FIELD(check_maxconn_0, max_connections, 0)
+CHECK_FIELD(check_maxconn_1, max_connections, 1)
+CHECK_FIELD(check_maxconn_top, max_connections, 10000000)
+CHECK_FIELD(check_perip_0, max_connections_per_ip, 0)
+CHECK_FIELD(check_perip_1, max_connections_per_ip, 1)
+CHECK_FIELD(check_perip_top, max_connections_per_ip, 10000000)
+CHECK_RATE(check_connrate_1_1s, connection_rate_per_ip, 1, 1000)
+CHECK_RATE(check_connrate_top_1d, connection_rate_per_ip, 1000000, 86400000)
+CHECK_RATE(check_connrate_none, connection_rate_per_ip, 0, 0)
+CHECK_RATE(check_connrate_5_1s, connection_rate_per_ip, 5, 1000)
+CHECK_RATE(check_connrate_5_24h, connection_rate_per_ip, 5, 86400000)
+CHECK_RATE(check_connrate_5_90s, connection_rate_per_ip, 5, 90000)
+CHECK_RATE(check_connrate_7_1m, connection_rate_per_ip, 7, 60000)
+CHECK_RATE(check_authfail_1_1s, auth_fail_limit, 1, 1000)
+CHECK_RATE(check_authfail_top_1d, auth_fail_limit, 100000, 86400000)
+CHECK_RATE(check_authfail_none, auth_fail_limit, 0, 0)
+CHECK_FIELD(check_block_1s, auth_block_ms, 1000)
+CHECK_FIELD(check_block_1d, auth_block_ms, 86400000)
+CHECK_FIELD(check_v6prefix_32, ipv6_prefix, 32)
+CHECK_FIELD(check_v6prefix_128, ipv6_prefix, 128)
+CHECK_FIELD(check_grace_0, shutdown_grace_ms, 0)
+CHECK_FIELD(check_grace_1d, shutdown_grace_ms, 86400000)
+CHECK_FIELD(check_grace_250ms, shutdown_grace_ms, 250)
+CHECK_FIELD(check_root_yes, allow_root, 1)
+CHECK_FIELD(check_root_no, allow_root, 0)
+
+static void check_exempt_none(const struct cfg *c)
+{
+	assert_int_equal(c->limits_exempt.n, 0);
+}
+
+/* ',' and whitespace both separate; no prefix means the single address. */
+static void check_exempt_three(const struct cfg *c)
+{
+	static const char *const want[] = { "10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32" };
+
+	assert_nets(&c->limits_exempt, want, 3);
+	assert_int_equal(c->limits_exempt.v[0].family, AF_INET);
+	assert_int_equal(c->limits_exempt.v[2].family, AF_INET6);
+}
+
+static void check_exempt_all(const struct cfg *c)
+{
+	static const char *const want[] = { "0.0.0.0/0", "::/0" };
+
+	assert_nets(&c->limits_exempt, want, 2);
+}
+
+/* An IPv4-mapped block stays an IPv6 block. */
+static void check_exempt_mapped(const struct cfg *c)
+{
+	static const char *const want[] = { "::ffff:10.0.0.0/104" };
+
+	assert_nets(&c->limits_exempt, want, 1);
+	assert_int_equal(c->limits_exempt.v[0].family, AF_INET6);
+}
+
+/* ::1 to ::20, in order. */
+static void check_exempt_32(const struct cfg *c)
+{
+	char want[16], ip[INET6_ADDRSTRLEN];
+
+	assert_int_equal(c->limits_exempt.n, 32);
+	for (size_t i = 0; i < 32; i++) {
+		snprintf(want, sizeof want, "::%zx", i + 1);
+		assert_int_equal(c->limits_exempt.v[i].family, AF_INET6);
+		assert_int_equal(c->limits_exempt.v[i].prefix, 128);
+		assert_non_null(inet_ntop(AF_INET6, c->limits_exempt.v[i].addr, ip, sizeof ip));
+		assert_string_equal(ip, want);
+	}
+}
+
+/* user, group, chroot, pid_file at lines 10-13, allow_root at 14. */
+static void check_process(const struct cfg *c)
+{
+	assert_string_equal(c->user, "moat");
+	assert_string_equal(c->group, "mail");
+	assert_string_equal(c->chroot_dir, "/var/empty");
+	assert_string_equal(c->pid_file, "/run/moat.pid");
+	assert_int_equal(c->allow_root, 1);
+}
+
+/* Every new [moat] key set away from its default. */
+static void check_moat_all_new(const struct cfg *c)
+{
+	static const char *const exempt[] = { "192.0.2.0/24", "2001:db8::/48" };
+
+	assert_int_equal(c->log_format, CFG_LOG_JSON);
+	assert_int_equal(c->log_target, CFG_LOG_SYSLOG);
+	assert_int_equal(c->syslog_facility, CFG_FAC_LOCAL3);
+	assert_int_equal(c->max_connections, 500);
+	assert_int_equal(c->max_connections_per_ip, 7);
+	assert_int_equal(c->connection_rate_per_ip.count, 30);
+	assert_int_equal(c->connection_rate_per_ip.window_ms, 60000);
+	assert_int_equal(c->auth_fail_limit.count, 5);
+	assert_int_equal(c->auth_fail_limit.window_ms, 3600000);
+	assert_int_equal(c->auth_block_ms, 7200000);
+	assert_int_equal(c->ipv6_prefix, 56);
+	assert_nets(&c->limits_exempt, exempt, 2);
+	assert_int_equal(c->shutdown_grace_ms, 5000);
+	assert_string_equal(c->user, "moat");
+	assert_string_equal(c->group, "moat");
+	assert_string_equal(c->chroot_dir, "/var/lib/moat");
+	assert_string_equal(c->pid_file, "/run/moat/moat.pid");
+	assert_int_equal(c->allow_root, 0);
+	/* untouched */
+	assert_int_equal(c->workers, online_cpus());
+	assert_int_equal(c->metrics_address.sa.ss_family, 0);
+}
+
+static void check_metrics_127_0_0_1(const struct cfg *c)
+{
+	assert_addr(&c->metrics_address, AF_INET, "127.0.0.1", 9187);
+	assert_string_equal(c->metrics_address.text, "127.0.0.1:9187");
+	check_tls_defaults(c);
+}
+
+static void check_metrics_127_0_0_2(const struct cfg *c)
+{
+	assert_addr(&c->metrics_address, AF_INET, "127.0.0.2", 9187);
+}
+
+static void check_metrics_127_top(const struct cfg *c)
+{
+	assert_addr(&c->metrics_address, AF_INET, "127.255.255.255", 65535);
+}
+
+static void check_metrics_v6(const struct cfg *c)
+{
+	assert_addr(&c->metrics_address, AF_INET6, "::1", 9187);
+	assert_string_equal(c->metrics_address.text, "[::1]:9187");
+}
+
+static void check_metrics_localhost(const struct cfg *c)
+{
+	assert_addr(&c->metrics_address, AF_INET, "127.0.0.1", 9187);
+	assert_string_equal(c->metrics_address.text, "localhost:9187");
+}
+
 /* ---- cfg_parse_string rows ---- */
 
 static const struct row rows[] = {
@@ -649,6 +877,281 @@ static const struct row rows[] = {
 	{ "duplicate key in [moat]", MOAT("workers = 2\nworkers = 3"), 0,
 	  "t:11: duplicate key 'workers' in [moat] (first at line 10)\n", 1, NULL },
 	{ "missing key name", MOAT("= 2"), 0, "t:10: missing key name before '='\n", 1, NULL },
+
+	/* [moat] logging, limits and process keys, the key at line 10: what parses */
+	{ "new [moat] keys: defaults", MIN, 1, NULL, 0, check_moat_defaults },
+	{ "new [moat] keys: defaults under an empty [moat]", MIN "[moat]\n", 1, NULL, 0,
+	  check_moat_defaults },
+	{ "log_format kv", MOAT("log_format = kv"), 1, NULL, 0, check_format_kv },
+	{ "log_format json", MOAT("log_format = json"), 1, NULL, 0, check_format_json },
+	{ "log_target stderr", MOAT("log_target = stderr"), 1, NULL, 0, check_target_stderr },
+	{ "log_target syslog", MOAT("log_target = syslog"), 1, NULL, 0, check_target_syslog },
+	{ "syslog_facility mail", MOAT("syslog_facility = mail"), 1, NULL, 0, check_fac_mail },
+	{ "syslog_facility daemon", MOAT("syslog_facility = daemon"), 1, NULL, 0,
+	  check_fac_daemon },
+	{ "syslog_facility user", MOAT("syslog_facility = user"), 1, NULL, 0, check_fac_user },
+	{ "syslog_facility local0", MOAT("syslog_facility = local0"), 1, NULL, 0,
+	  check_fac_local0 },
+	{ "syslog_facility local1", MOAT("syslog_facility = local1"), 1, NULL, 0,
+	  check_fac_local1 },
+	{ "syslog_facility local2", MOAT("syslog_facility = local2"), 1, NULL, 0,
+	  check_fac_local2 },
+	{ "syslog_facility local3", MOAT("syslog_facility = local3"), 1, NULL, 0,
+	  check_fac_local3 },
+	{ "syslog_facility local4", MOAT("syslog_facility = local4"), 1, NULL, 0,
+	  check_fac_local4 },
+	{ "syslog_facility local5", MOAT("syslog_facility = local5"), 1, NULL, 0,
+	  check_fac_local5 },
+	{ "syslog_facility local6", MOAT("syslog_facility = local6"), 1, NULL, 0,
+	  check_fac_local6 },
+	{ "syslog_facility local7", MOAT("syslog_facility = local7"), 1, NULL, 0,
+	  check_fac_local7 },
+	{ "max_connections 0 is no limit", MOAT("max_connections = 0"), 1, NULL, 0,
+	  check_maxconn_0 },
+	{ "max_connections 1", MOAT("max_connections = 1"), 1, NULL, 0, check_maxconn_1 },
+	{ "max_connections at the max", MOAT("max_connections = 10000000"), 1, NULL, 0,
+	  check_maxconn_top },
+	{ "max_connections_per_ip 0 is no limit", MOAT("max_connections_per_ip = 0"), 1, NULL, 0,
+	  check_perip_0 },
+	{ "max_connections_per_ip 1", MOAT("max_connections_per_ip = 1"), 1, NULL, 0,
+	  check_perip_1 },
+	{ "max_connections_per_ip at the max", MOAT("max_connections_per_ip = 10000000"), 1, NULL,
+	  0, check_perip_top },
+	{ "connection_rate_per_ip 1/1s", MOAT("connection_rate_per_ip = 1/1s"), 1, NULL, 0,
+	  check_connrate_1_1s },
+	{ "connection_rate_per_ip max/1d", MOAT("connection_rate_per_ip = 1000000/1d"), 1, NULL, 0,
+	  check_connrate_top_1d },
+	{ "connection_rate_per_ip off", MOAT("connection_rate_per_ip = off"), 1, NULL, 0,
+	  check_connrate_none },
+	{ "connection_rate_per_ip 0", MOAT("connection_rate_per_ip = 0"), 1, NULL, 0,
+	  check_connrate_none },
+	{ "connection_rate_per_ip 1000ms window", MOAT("connection_rate_per_ip = 5/1000ms"), 1,
+	  NULL, 0, check_connrate_5_1s },
+	{ "connection_rate_per_ip 24h window", MOAT("connection_rate_per_ip = 5/24h"), 1, NULL, 0,
+	  check_connrate_5_24h },
+	{ "connection_rate_per_ip bare seconds", MOAT("connection_rate_per_ip = 5/90"), 1, NULL, 0,
+	  check_connrate_5_90s },
+	{ "connection_rate_per_ip leading zeros", MOAT("connection_rate_per_ip = 007/1m"), 1, NULL,
+	  0, check_connrate_7_1m },
+	{ "auth_fail_limit 1/1s", MOAT("auth_fail_limit = 1/1s"), 1, NULL, 0,
+	  check_authfail_1_1s },
+	{ "auth_fail_limit max/1d", MOAT("auth_fail_limit = 100000/1d"), 1, NULL, 0,
+	  check_authfail_top_1d },
+	{ "auth_fail_limit off", MOAT("auth_fail_limit = off"), 1, NULL, 0, check_authfail_none },
+	{ "auth_fail_limit 0", MOAT("auth_fail_limit = 0"), 1, NULL, 0, check_authfail_none },
+	{ "auth_block_time 1s", MOAT("auth_block_time = 1s"), 1, NULL, 0, check_block_1s },
+	{ "auth_block_time 1000ms", MOAT("auth_block_time = 1000ms"), 1, NULL, 0, check_block_1s },
+	{ "auth_block_time 1d", MOAT("auth_block_time = 1d"), 1, NULL, 0, check_block_1d },
+	{ "ipv6_prefix 32", MOAT("ipv6_prefix = 32"), 1, NULL, 0, check_v6prefix_32 },
+	{ "ipv6_prefix 128", MOAT("ipv6_prefix = 128"), 1, NULL, 0, check_v6prefix_128 },
+	{ "limits_exempt none", MOAT("limits_exempt = none"), 1, NULL, 0, check_exempt_none },
+	{ "limits_exempt v4 and v6, both separators",
+	  MOAT("limits_exempt = 10.0.0.0/8, 192.0.2.1  2001:db8::/32"), 1, NULL, 0,
+	  check_exempt_three },
+	{ "limits_exempt /0 blocks", MOAT("limits_exempt = 0.0.0.0/0,::/0"), 1, NULL, 0,
+	  check_exempt_all },
+	{ "limits_exempt ipv4-mapped block", MOAT("limits_exempt = ::ffff:10.0.0.0/104"), 1, NULL,
+	  0, check_exempt_mapped },
+	{ "limits_exempt 32 blocks", MOAT("limits_exempt = " NETS32), 1, NULL, 0,
+	  check_exempt_32 },
+	{ "shutdown_grace 0", MOAT("shutdown_grace = 0"), 1, NULL, 0, check_grace_0 },
+	{ "shutdown_grace 250ms", MOAT("shutdown_grace = 250ms"), 1, NULL, 0, check_grace_250ms },
+	{ "shutdown_grace 1d", MOAT("shutdown_grace = 1d"), 1, NULL, 0, check_grace_1d },
+	{ "user, group, chroot, pid_file, allow_root", MOAT("user = moat\ngroup = mail\n"
+	  "chroot = /var/empty\npid_file = /run/moat.pid\nallow_root = yes"), 1, NULL, 0,
+	  check_process },
+	{ "allow_root yes", MOAT("allow_root = yes"), 1, NULL, 0, check_root_yes },
+	{ "allow_root no", MOAT("allow_root = no"), 1, NULL, 0, check_root_no },
+	{ "every new [moat] key set", MOAT("log_format = json\nlog_target = syslog\n"
+	  "syslog_facility = local3\nmax_connections = 500\nmax_connections_per_ip = 7\n"
+	  "connection_rate_per_ip = 30/1m\nauth_fail_limit = 5/1h\nauth_block_time = 2h\n"
+	  "ipv6_prefix = 56\nlimits_exempt = 192.0.2.0/24 2001:db8::/48\nshutdown_grace = 5s\n"
+	  "user = moat\ngroup = moat\nchroot = /var/lib/moat\npid_file = /run/moat/moat.pid\n"
+	  "allow_root = no"), 1, NULL, 0, check_moat_all_new },
+
+	/* [moat] logging, limits and process keys, the key at line 10: what is refused */
+	{ "log_format text", MOAT("log_format = text"), 0,
+	  "t:10: log_format: 'text' is not one of kv, json\n", 1, NULL },
+	{ "log_format uppercase", MOAT("log_format = JSON"), 0,
+	  "t:10: log_format: 'JSON' is not one of kv, json\n", 1, NULL },
+	{ "log_target file", MOAT("log_target = /var/log/moat.log"), 0,
+	  "t:10: log_target: '/var/log/moat.log' is not one of stderr, syslog\n", 1, NULL },
+	{ "syslog_facility local8", MOAT("syslog_facility = local8"), 0,
+	  "t:10: syslog_facility: 'local8' is not one of " FACILITIES "\n", 1, NULL },
+	{ "syslog_facility auth", MOAT("syslog_facility = auth"), 0,
+	  "t:10: syslog_facility: 'auth' is not one of " FACILITIES "\n", 1, NULL },
+	{ "syslog_facility LOG_MAIL", MOAT("syslog_facility = LOG_MAIL"), 0,
+	  "t:10: syslog_facility: 'LOG_MAIL' is not one of " FACILITIES "\n", 1, NULL },
+	{ "max_connections above the max", MOAT("max_connections = 10000001"), 0,
+	  "t:10: max_connections: '10000001' is out of range 0..10000000\n", 1, NULL },
+	{ "max_connections negative", MOAT("max_connections = -1"), 0,
+	  "t:10: max_connections: '-1' is not a whole number\n", 1, NULL },
+	{ "max_connections exponent", MOAT("max_connections = 1e6"), 0,
+	  "t:10: max_connections: '1e6' is not a whole number\n", 1, NULL },
+	{ "max_connections off", MOAT("max_connections = off"), 0,
+	  "t:10: max_connections: 'off' is not a whole number\n", 1, NULL },
+	{ "max_connections_per_ip above the max", MOAT("max_connections_per_ip = 10000001"), 0,
+	  "t:10: max_connections_per_ip: '10000001' is out of range 0..10000000\n", 1, NULL },
+	{ "max_connections_per_ip empty", MOAT("max_connections_per_ip ="), 0,
+	  "t:10: max_connections_per_ip: empty value\n", 1, NULL },
+	{ "rate without '/'", MOAT("connection_rate_per_ip = 100"), 0,
+	  NOT_RATE("connection_rate_per_ip", "100"), 1, NULL },
+	{ "rate Off", MOAT("connection_rate_per_ip = Off"), 0,
+	  NOT_RATE("connection_rate_per_ip", "Off"), 1, NULL },
+	{ "rate count 0", MOAT("connection_rate_per_ip = 0/10s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "0/10s", "1000000"), 1, NULL },
+	{ "rate count 00", MOAT("connection_rate_per_ip = 00/10s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "00/10s", "1000000"), 1, NULL },
+	{ "rate count not a number", MOAT("connection_rate_per_ip = abc/1m"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "abc/1m", "1000000"), 1, NULL },
+	{ "rate count above the max", MOAT("connection_rate_per_ip = 1000001/1s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "1000001/1s", "1000000"), 1, NULL },
+	{ "rate count missing", MOAT("connection_rate_per_ip = /10s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "/10s", "1000000"), 1, NULL },
+	{ "rate count negative", MOAT("connection_rate_per_ip = -5/10s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "-5/10s", "1000000"), 1, NULL },
+	{ "rate with spaces", MOAT("connection_rate_per_ip = 5 / 10s"), 0,
+	  BAD_COUNT("connection_rate_per_ip", "5 / 10s", "1000000"), 1, NULL },
+	{ "rate count of 20 digits", MOAT("connection_rate_per_ip = 99999999999999999999/1s"), 0,
+	  "t:10: connection_rate_per_ip: '99999999999999999999/1s' ", 1, NULL },
+	{ "rate window 500ms", MOAT("connection_rate_per_ip = 5/500ms"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/500ms"), 1, NULL },
+	{ "rate window 999ms", MOAT("connection_rate_per_ip = 5/999ms"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/999ms"), 1, NULL },
+	{ "rate window 0", MOAT("connection_rate_per_ip = 5/0"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/0"), 1, NULL },
+	{ "rate window 2d", MOAT("connection_rate_per_ip = 5/2d"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/2d"), 1, NULL },
+	{ "rate window 1d and 1ms", MOAT("connection_rate_per_ip = 5/86400001ms"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/86400001ms"), 1, NULL },
+	{ "rate window beyond 32 bits", MOAT("connection_rate_per_ip = 5/50d"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/50d"), 1, NULL },
+	{ "rate window missing", MOAT("connection_rate_per_ip = 5/"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/"), 1, NULL },
+	{ "rate window unit", MOAT("connection_rate_per_ip = 5/1w"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/1w"), 1, NULL },
+	{ "rate with two slashes", MOAT("connection_rate_per_ip = 5/10s/2"), 0,
+	  BAD_WINDOW("connection_rate_per_ip", "5/10s/2"), 1, NULL },
+	{ "auth_fail_limit count above the max", MOAT("auth_fail_limit = 100001/1m"), 0,
+	  BAD_COUNT("auth_fail_limit", "100001/1m", "100000"), 1, NULL },
+	{ "auth_fail_limit count 0", MOAT("auth_fail_limit = 0/10m"), 0,
+	  BAD_COUNT("auth_fail_limit", "0/10m", "100000"), 1, NULL },
+	{ "auth_fail_limit without '/'", MOAT("auth_fail_limit = 20"), 0,
+	  NOT_RATE("auth_fail_limit", "20"), 1, NULL },
+	{ "auth_fail_limit window 500ms", MOAT("auth_fail_limit = 5/500ms"), 0,
+	  BAD_WINDOW("auth_fail_limit", "5/500ms"), 1, NULL },
+	{ "auth_fail_limit window 2d", MOAT("auth_fail_limit = 5/2d"), 0,
+	  BAD_WINDOW("auth_fail_limit", "5/2d"), 1, NULL },
+	{ "auth_block_time 999ms", MOAT("auth_block_time = 999ms"), 0,
+	  "t:10: auth_block_time: '999ms' is too short (min 1000ms)\n", 1, NULL },
+	{ "auth_block_time 0", MOAT("auth_block_time = 0"), 0,
+	  "t:10: auth_block_time: '0' is too short (min 1000ms)\n", 1, NULL },
+	{ "auth_block_time 1d and 1s", MOAT("auth_block_time = 86401s"), 0,
+	  "t:10: auth_block_time: '86401s' is too long (max 86400000ms)\n", 1, NULL },
+	{ "auth_block_time beyond 32 bits", MOAT("auth_block_time = 50d"), 0,
+	  "t:10: auth_block_time: '50d' is too long (max 86400000ms)\n", 1, NULL },
+	{ "auth_block_time inner space", MOAT("auth_block_time = 10 m"), 0,
+	  "t:10: auth_block_time: '10 m' is not a duration (e.g. 250ms, 10s, 31m, 2h, 1d)\n", 1,
+	  NULL },
+	{ "ipv6_prefix 31", MOAT("ipv6_prefix = 31"), 0,
+	  "t:10: ipv6_prefix: '31' is out of range 32..128\n", 1, NULL },
+	{ "ipv6_prefix 129", MOAT("ipv6_prefix = 129"), 0,
+	  "t:10: ipv6_prefix: '129' is out of range 32..128\n", 1, NULL },
+	{ "ipv6_prefix with a slash", MOAT("ipv6_prefix = /64"), 0,
+	  "t:10: ipv6_prefix: '/64' is not a whole number\n", 1, NULL },
+	{ "limits_exempt v4 prefix 33", MOAT("limits_exempt = 10.0.0.0/33"), 0,
+	  BAD_NET("10.0.0.0/33", "10.0.0.0/33"), 1, NULL },
+	{ "limits_exempt v6 prefix 129", MOAT("limits_exempt = ::1/129"), 0,
+	  BAD_NET("::1/129", "::1/129"), 1, NULL },
+	{ "limits_exempt bad address after a good one",
+	  MOAT("limits_exempt = 127.0.0.1 10.0.0.300"), 0, BAD_NET("127.0.0.1 10.0.0.300", "10.0.0.300"), 1, NULL },
+	{ "limits_exempt host name", MOAT("limits_exempt = localhost"), 0,
+	  BAD_NET("localhost", "localhost"), 1, NULL },
+	{ "limits_exempt empty prefix", MOAT("limits_exempt = 10.0.0.0/"), 0,
+	  BAD_NET("10.0.0.0/", "10.0.0.0/"), 1, NULL },
+	{ "limits_exempt negative prefix", MOAT("limits_exempt = 10.0.0.0/-8"), 0,
+	  BAD_NET("10.0.0.0/-8", "10.0.0.0/-8"), 1, NULL },
+	{ "limits_exempt prefix junk", MOAT("limits_exempt = 10.0.0.0/8x"), 0,
+	  BAD_NET("10.0.0.0/8x", "10.0.0.0/8x"), 1, NULL },
+	{ "limits_exempt v6 zone", MOAT("limits_exempt = fe80::1%eth0"), 0,
+	  BAD_NET("fe80::1%eth0", "fe80::1%eth0"), 1, NULL },
+	{ "limits_exempt bracketed v6", MOAT("limits_exempt = [::1]"), 0,
+	  BAD_NET("[::1]", "[::1]"), 1, NULL },
+	{ "limits_exempt none among blocks", MOAT("limits_exempt = none, 10.0.0.1"), 0,
+	  BAD_NET("none, 10.0.0.1", "none"), 1, NULL },
+	{ "limits_exempt 33 blocks", MOAT("limits_exempt = " NETS32 " ::21"), 0,
+	  "t:10: limits_exempt: '::1 ::2 ::3 ::4 ::5 ::6 ::7 ::8 ::9 ::a ::b ::c ::d ::e ::f ::10 "
+	  "::11 ::12 ::13 ' includes more than 32 address blocks\n", 1, NULL },
+	{ "shutdown_grace 1d and 1s", MOAT("shutdown_grace = 86401s"), 0,
+	  "t:10: shutdown_grace: '86401s' is too long (max 86400000ms)\n", 1, NULL },
+	{ "shutdown_grace negative", MOAT("shutdown_grace = -1s"), 0,
+	  "t:10: shutdown_grace: '-1s' is not a duration", 1, NULL },
+	{ "allow_root true", MOAT("allow_root = true"), 0,
+	  "t:10: allow_root: 'true' is not one of no, yes\n", 1, NULL },
+	{ "user empty", MOAT("user ="), 0, "t:10: user: empty value\n", 1, NULL },
+	{ "group empty", MOAT("group ="), 0, "t:10: group: empty value\n", 1, NULL },
+	{ "chroot empty", MOAT("chroot ="), 0, "t:10: chroot: empty value\n", 1, NULL },
+	{ "pid_file empty", MOAT("pid_file ="), 0, "t:10: pid_file: empty value\n", 1, NULL },
+	{ "duplicate new [moat] key", MOAT("max_connections = 1\nmax_connections = 2"), 0,
+	  "t:11: duplicate key 'max_connections' in [moat] (first at line 10)\n", 1, NULL },
+	{ "two bad new [moat] keys, both reported", MOAT("log_format = xml\nipv6_prefix = 0"), 0,
+	  "t:10: log_format: 'xml' is not one of kv, json\n"
+	  "t:11: ipv6_prefix: '0' is out of range 32..128\n", 2, NULL },
+	{ "metrics is not a [moat] key", MOAT("metrics = 127.0.0.1:9187"), 0,
+	  "t:10: unknown key 'metrics' in [moat]\n", 1, NULL },
+
+	/* [metrics] at line 9, address at line 10 */
+	{ "metrics 127.0.0.1", METRICS("address = 127.0.0.1:9187"), 1, NULL, 0,
+	  check_metrics_127_0_0_1 },
+	{ "metrics 127.0.0.2", METRICS("address = 127.0.0.2:9187"), 1, NULL, 0,
+	  check_metrics_127_0_0_2 },
+	{ "metrics top of 127/8", METRICS("address = 127.255.255.255:65535"), 1, NULL, 0,
+	  check_metrics_127_top },
+	{ "metrics [::1]", METRICS("address = [::1]:9187"), 1, NULL, 0, check_metrics_v6 },
+	{ "metrics localhost", METRICS("address = localhost:9187"), 1, NULL, 0,
+	  check_metrics_localhost },
+	{ "metrics before [tls]", "[metrics]\naddress = [::1]:9187\n" MIN, 1, NULL, 0,
+	  check_metrics_v6 },
+	{ "metrics 0.0.0.0", METRICS("address = 0.0.0.0:9187"), 0, NOT_LOOPBACK("0.0.0.0:9187"), 1,
+	  NULL },
+	{ "metrics [::]", METRICS("address = [::]:9187"), 0, NOT_LOOPBACK("[::]:9187"), 1, NULL },
+	{ "metrics *", METRICS("address = *:9187"), 0, NOT_LOOPBACK("*:9187"), 1, NULL },
+	{ "metrics 192.0.2.1", METRICS("address = 192.0.2.1:9187"), 0,
+	  NOT_LOOPBACK("192.0.2.1:9187"), 1, NULL },
+	{ "metrics 128.0.0.1", METRICS("address = 128.0.0.1:9187"), 0,
+	  NOT_LOOPBACK("128.0.0.1:9187"), 1, NULL },
+	{ "metrics 126.255.255.255", METRICS("address = 126.255.255.255:9187"), 0,
+	  NOT_LOOPBACK("126.255.255.255:9187"), 1, NULL },
+	{ "metrics [::2]", METRICS("address = [::2]:9187"), 0, NOT_LOOPBACK("[::2]:9187"), 1,
+	  NULL },
+	{ "metrics [2001:db8::1]", METRICS("address = [2001:db8::1]:9187"), 0,
+	  NOT_LOOPBACK("[2001:db8::1]:9187"), 1, NULL },
+	{ "metrics ipv4-mapped loopback", METRICS("address = [::ffff:127.0.0.1]:9187"), 0,
+	  NOT_LOOPBACK("[::ffff:127.0.0.1]:9187"), 1, NULL },
+	{ "metrics without port", METRICS("address = 127.0.0.1"), 0,
+	  "t:10: address: '127.0.0.1' is not a valid address: missing port (expected host:port)\n",
+	  1, NULL },
+	{ "metrics port 0", METRICS("address = 127.0.0.1:0"), 0,
+	  "t:10: address: '127.0.0.1:0' is not a valid address: port must be a number from 1 to "
+	  "65535\n", 1, NULL },
+	{ "metrics host name", METRICS("address = metrics.example:9187"), 0,
+	  "t:10: address: 'metrics.example:9187' is not a valid address: not a numeric address; "
+	  "use a numeric address or localhost\n", 1, NULL },
+	{ "metrics empty address", METRICS("address ="), 0, "t:10: address: empty value\n", 1,
+	  NULL },
+	{ "metrics without address", MIN "[metrics]\n", 0, "t:9: [metrics] address is required\n",
+	  1, NULL },
+	{ "metrics with only an unknown key", METRICS("port = 9187"), 0,
+	  "t:9: [metrics] address is required\nt:10: unknown key 'port' in [metrics]\n", 2, NULL },
+	{ "metrics duplicate key", METRICS("address = 127.0.0.1:9187\naddress = 127.0.0.1:9188"),
+	  0, "t:11: duplicate key 'address' in [metrics] (first at line 10)\n", 1, NULL },
+	{ "duplicate [metrics]", METRICS("address = 127.0.0.1:9187")
+	  "[metrics]\naddress = 127.0.0.1:9188\n", 0,
+	  "t:11: duplicate section [metrics] (first at line 9)\n", 1, NULL },
+	{ "duplicate [metrics], the second empty", METRICS("address = 127.0.0.1:9187")
+	  "[metrics]\n", 0, "t:11: duplicate section [metrics] (first at line 9)\n", 1, NULL },
+	{ "[metrics] with a name", MIN "[metrics x]\naddress = 127.0.0.1:9187\n", 0,
+	  "t:9: section [metrics] takes no name\n", 1, NULL },
 
 	/* [tls] */
 	{ "tls missing", IMAPS, 0, "t: missing [tls] section\n", 1, NULL },
@@ -1544,6 +2047,168 @@ static void test_load_size_limit(void **state)
 	free(text);
 }
 
+/* ---- cfg_net_contains ---- */
+
+struct net_row {
+	const char *blocks;   /* limits_exempt value; NULL: the default */
+	const char *addr;     /* a client address, IPv4 or IPv6 */
+	int want;
+};
+
+static const struct net_row net_rows[] = {
+	/* /0 takes its whole family, and IPv4-mapped addresses for IPv4 */
+	{ "0.0.0.0/0", "0.0.0.0", 1 },
+	{ "0.0.0.0/0", "255.255.255.255", 1 },
+	{ "0.0.0.0/0", "::ffff:8.8.8.8", 1 },
+	{ "0.0.0.0/0", "::1", 0 },
+	{ "0.0.0.0/0", "::", 0 },
+	{ "1.2.3.4/0", "9.9.9.9", 1 },
+	{ "::/0", "2001:db8::1", 1 },
+	{ "::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 },
+	{ "::/0", "::ffff:10.0.0.1", 1 },
+	{ "::/0", "10.0.0.1", 0 },
+	/* /32 and no prefix: one IPv4 address */
+	{ "192.0.2.7/32", "192.0.2.7", 1 },
+	{ "192.0.2.7/32", "192.0.2.6", 0 },
+	{ "192.0.2.7/32", "192.0.2.8", 0 },
+	{ "192.0.2.7/32", "::ffff:192.0.2.7", 1 },
+	{ "192.0.2.7/32", "::ffff:192.0.2.6", 0 },
+	{ "192.0.2.7", "192.0.2.7", 1 },
+	{ "192.0.2.7", "192.0.3.7", 0 },
+	/* IPv4 prefixes on and off byte boundaries */
+	{ "10.0.0.0/8", "10.255.255.255", 1 },
+	{ "10.0.0.0/8", "11.0.0.0", 0 },
+	{ "10.0.0.0/8", "9.255.255.255", 0 },
+	{ "10.0.0.1/8", "10.9.9.9", 1 },
+	{ "192.168.0.0/23", "192.168.1.255", 1 },
+	{ "192.168.0.0/23", "192.168.2.0", 0 },
+	{ "10.0.0.0/31", "10.0.0.1", 1 },
+	{ "10.0.0.0/31", "10.0.0.2", 0 },
+	{ "128.0.0.0/1", "255.0.0.1", 1 },
+	{ "128.0.0.0/1", "127.255.255.255", 0 },
+	/* /128 and no prefix: one IPv6 address */
+	{ "2001:db8::1/128", "2001:db8::1", 1 },
+	{ "2001:db8::1/128", "2001:db8::", 0 },
+	{ "2001:db8::1/128", "2001:db8::2", 0 },
+	{ "2001:db8::1", "2001:db8::1", 1 },
+	{ "2001:db8::1", "2001:db8:0:0:0:0:0:1", 1 },
+	{ "2001:db8::1", "2001:db8::1:1", 0 },
+	/* /127, /125, /33, /32, /10 */
+	{ "2001:db8::/127", "2001:db8::", 1 },
+	{ "2001:db8::/127", "2001:db8::1", 1 },
+	{ "2001:db8::/127", "2001:db8::2", 0 },
+	{ "2001:db8::/125", "2001:db8::7", 1 },
+	{ "2001:db8::/125", "2001:db8::8", 0 },
+	{ "2001:db8::/33", "2001:db8:7fff:ffff::1", 1 },
+	{ "2001:db8::/33", "2001:db8:8000::", 0 },
+	{ "2001:db8::/32", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 1 },
+	{ "2001:db8::/32", "2001:db9::", 0 },
+	{ "2001:db8::/32", "2001:db7:ffff::", 0 },
+	{ "fe80::/10", "febf::1", 1 },
+	{ "fe80::/10", "fec0::1", 0 },
+	/* IPv4-mapped addresses match IPv4 blocks; other families never */
+	{ "127.0.0.0/8", "::ffff:127.0.0.1", 1 },
+	{ "127.0.0.0/8", "::ffff:127.255.255.255", 1 },
+	{ "127.0.0.0/8", "::ffff:128.0.0.1", 0 },
+	{ "127.0.0.0/8", "::127.0.0.1", 0 },
+	{ "127.0.0.0/8", "64:ff9b::127.0.0.1", 0 },
+	{ "127.0.0.0/8", "::1", 0 },
+	{ "::1", "127.0.0.1", 0 },
+	{ "::1", "::1", 1 },
+	{ "::1", "::ffff:0.0.0.1", 0 },
+	{ "::ffff:0:0/96", "::ffff:1.2.3.4", 1 },
+	{ "::ffff:10.0.0.0/104", "::ffff:10.1.2.3", 1 },
+	{ "::ffff:10.0.0.0/104", "::ffff:11.1.2.3", 0 },
+	/* lists: any block will do */
+	{ "10.0.0.0/8, 2001:db8::/32 192.0.2.1", "192.0.2.1", 1 },
+	{ "10.0.0.0/8, 2001:db8::/32 192.0.2.1", "2001:db8::5", 1 },
+	{ "10.0.0.0/8, 2001:db8::/32 192.0.2.1", "::ffff:10.1.1.1", 1 },
+	{ "10.0.0.0/8, 2001:db8::/32 192.0.2.1", "192.0.2.2", 0 },
+	{ "10.0.0.0/8, 2001:db8::/32 192.0.2.1", "2001:db9::5", 0 },
+	{ "none", "127.0.0.1", 0 },
+	{ "none", "::1", 0 },
+	/* the default: 127.0.0.0/8 and ::1 */
+	{ NULL, "127.0.0.1", 1 },
+	{ NULL, "127.1.2.3", 1 },
+	{ NULL, "::1", 1 },
+	{ NULL, "::ffff:127.0.0.1", 1 },
+	{ NULL, "128.0.0.1", 0 },
+	{ NULL, "126.255.255.255", 0 },
+	{ NULL, "::2", 0 },
+	{ NULL, "::", 0 },
+	{ NULL, "192.0.2.1", 0 },
+};
+
+/* A sockaddr_in or sockaddr_in6 for a numeric address. */
+static void to_sockaddr(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(50000);
+		return;
+	}
+	if (inet_pton(AF_INET6, s, &v6->sin6_addr) != 1)
+		fail_msg("test row: '%s' is not an address", s);
+	v6->sin6_family = AF_INET6;
+	v6->sin6_port = htons(50000);
+}
+
+/* Each row: the blocks through limits_exempt, the address through
+ * cfg_net_contains(); every mismatch is reported, then the test fails. */
+static void test_net_contains(void **state)
+{
+	size_t bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof net_rows / sizeof *net_rows; i++) {
+		const struct net_row *r = &net_rows[i];
+		struct sockaddr_storage ss;
+		char text[512], *err = NULL;
+		struct cfg *c = NULL;
+		int got;
+
+		if (r->blocks)
+			snprintf(text, sizeof text, MIN "[moat]\nlimits_exempt = %s\n", r->blocks);
+		else
+			snprintf(text, sizeof text, MIN);
+		if (cfg_parse_string(text, "t", &c, &err) != 0)
+			fail_msg("limits_exempt = %s: %s", r->blocks, err ? err : "?");
+		to_sockaddr(r->addr, &ss);
+		got = cfg_net_contains(&c->limits_exempt, (const struct sockaddr *)&ss);
+		if (got != r->want) {
+			print_error("row %zu: %s in [%s]: got %d, want %d\n", i, r->addr,
+			            r->blocks ? r->blocks : "default", got, r->want);
+			bad++;
+		}
+		cfg_free(c);
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* Only AF_INET and AF_INET6 addresses can be in a block. */
+static void test_net_contains_other_family(void **state)
+{
+	struct sockaddr_storage ss;
+	struct cfg *c = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(cfg_parse_string(MIN "[moat]\nlimits_exempt = 0.0.0.0/0 ::/0\n", "t", &c,
+	                                  &err), 0);
+	memset(&ss, 0, sizeof ss);
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(cfg_net_contains(&c->limits_exempt, (const struct sockaddr *)&ss), 0);
+	ss.ss_family = AF_UNSPEC;
+	assert_int_equal(cfg_net_contains(&c->limits_exempt, (const struct sockaddr *)&ss), 0);
+	to_sockaddr("10.0.0.1", &ss);
+	assert_int_equal(cfg_net_contains(&c->limits_exempt, (const struct sockaddr *)&ss), 1);
+	cfg_free(c);
+}
+
 /* Builds one cmocka test per table row and runs them as one group. */
 static int run_rows(const char *group, const void *table, size_t n, size_t size,
                     CMUnitTestFunction fn, const char *(*label)(const void *))
@@ -1678,6 +2343,8 @@ int main(void)
 		cmocka_unit_test(test_load_nul_byte),
 		cmocka_unit_test(test_load_size_limit),
 		cmocka_unit_test(test_example_config_documents_defaults),
+		cmocka_unit_test(test_net_contains),
+		cmocka_unit_test(test_net_contains_other_family),
 	};
 	int failed = 0;
 
