@@ -855,7 +855,9 @@ const char *tls_version(const tls_conn *c)
 
 const char *tls_cipher(const tls_conn *c)
 {
-	return mbedtls_ssl_get_ciphersuite(&c->ssl);
+	const char *iana = tls_suite_name(tls_suite_id(c));
+
+	return iana ? iana : mbedtls_ssl_get_ciphersuite(&c->ssl);
 }
 
 uint16_t tls_suite_id(const tls_conn *c)

@@ -153,7 +153,7 @@ int tls_write(tls_conn *c, const uint8_t *buf, size_t len) __attribute__((warn_u
 /* Sends close_notify (best effort). */
 void tls_close_notify(tls_conn *c);
 
-/* Once the handshake is done: "TLSv1.3", mbedTLS's suite name, whether a
+/* Once the handshake is done: "TLSv1.3", the suite's IANA name, whether a
  * ticket resumed the session, the ALPN protocol agreed ("" if none), the
  * SNI name the client sent ("" if none), and the verified client
  * certificate's subject ("" if none). */
