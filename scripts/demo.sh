@@ -40,9 +40,15 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$bimap") 2>/dev/null; do
 	sleep 0.1
 done 2>/dev/null
 
+# As root, moat becomes nobody once its ports are bound and keys read.
+as_user=
+[ "$(id -u)" = 0 ] && as_user="[moat]
+user = nobody
+"
+
 cat > "$run/moat.ini" <<INI
 ; written by scripts/demo.sh
-[tls]
+${as_user}[tls]
 certificate = $run/certs/fullchain.pem
 key = $run/certs/privkey.pem
 
