@@ -147,6 +147,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct daemon *d = h->data;
 	const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
 
+	if (signum == SIGHUP && d->stopping) {
+		log_msg(LOG_LVL_WARN, "event=reload_failed message=\"stopping: SIGHUP ignored\"");
+		return;
+	}
 	if (signum == SIGHUP) {
 		reload(d);
 		return;

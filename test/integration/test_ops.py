@@ -642,6 +642,9 @@ class TestDrain(unittest.TestCase):
             time.sleep(1)
             # Still in its grace period.
             self.assertIsNone(m.proc.poll())
+            # A reload while draining is refused, and harms nothing.
+            m.proc.send_signal(signal.SIGHUP)
+            m.wait_log(r"event=reload_failed message=\"stopping: SIGHUP ignored\"")
             _, r = idle.cmd("n", "NOOP")
             self.assertTrue(r.startswith(b"n OK"), idle.dump())
             t1 = time.monotonic()
