@@ -15,6 +15,8 @@
 #   make man        build/man/moat.8 and moat.ini.5 (from etc/moat.ini)
 #   make install    moat, man pages, example config, systemd unit and
 #                   sysusers entry under DESTDIR/PREFIX (default /usr/local)
+#   make bench      moat against nginx's mail proxy, stunnel and HAProxy
+#                   on loopback (scripts/bench/); BENCH_ARGS for options
 #
 # Options: MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
 # SANITIZE=1 (ASan+UBSan), CPUFLAGS=-march=native (moat and mbedTLS).
@@ -68,7 +70,7 @@ DEPS_STAMP := $(BUILD)/.deps-build
 TDEPS_STAMP := $(BUILD)/.deps-test
 
 .PHONY: all deps test unit integration run clean distclean test-asan test-valgrind \
-        static man install uninstall
+        static man install uninstall bench bench-build
 all: $(BUILD)/moat
 
 # Debian packages: checked on every make (fast when all are present).
@@ -108,6 +110,25 @@ $(BUILD)/moat-static: $(MAIN_OBJ) $(LIBMOAT)
 	    -ldl 2>&1 | grep -v -e "statically linked applications" -e "(proc.o): in function" \
 	    || true
 	@test -x $@
+
+# Benchmark: a C load generator and the raw mbedTLS ceiling, both linked
+# with the same mbedTLS as moat; scripts/bench/bench.py runs everything.
+BENCH_DIR := $(BUILD)/bench
+BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/tlsraw
+BDEPS_STAMP := $(BUILD)/.deps-bench
+BENCH_ARGS ?=
+$(BDEPS_STAMP): scripts/deps.sh
+	@scripts/deps.sh bench
+	@mkdir -p $(BUILD) && touch $@
+$(BENCH_DIR)/%: scripts/bench/%.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INCLUDES) $(MBEDTLS_CFLAGS) -o $@ $< $(LIBMOAT) $(MBEDTLS_LIBS) $(LDLIBS) \
+	    $(LDFLAGS)
+$(BENCH_DIR)/tlsraw: $(LIBMOAT)
+bench-build: $(BUILD)/moat $(BENCH_BINS)
+bench: bench-build | $(BDEPS_STAMP) $(TDEPS_STAMP)
+	python3 scripts/bench/bench.py $(BENCH_ARGS)
 
 # Manual pages: moat(8) from etc/moat.8, moat.ini(5) built from the
 # documented example etc/moat.ini.

@@ -14,13 +14,16 @@ pkgs_test="libcmocka-dev dovecot-imapd dovecot-pop3d curl openssl valgrind procp
 # clang with its sanitizer runtimes; on Debian 12 libFuzzer comes with
 # libclang-rt-14-dev (make fuzz; make test runs the fuzzers briefly)
 pkgs_fuzz="clang libclang-rt-14-dev"
+# the peers make bench compares moat with
+pkgs_bench="nginx libnginx-mod-mail stunnel4 haproxy"
 
 case $what in
 build) want=$pkgs_build ;;
 test) want="$pkgs_build $pkgs_test $pkgs_fuzz" ;;
 run) want="$pkgs_build $pkgs_test" ;;
 fuzz) want="$pkgs_build $pkgs_fuzz" ;;
-*) echo "deps.sh: unknown set '$what' (build|test|run|fuzz)" >&2; exit 2 ;;
+bench) want="$pkgs_build $pkgs_test $pkgs_bench" ;;
+*) echo "deps.sh: unknown set '$what' (build|test|run|fuzz|bench)" >&2; exit 2 ;;
 esac
 
 missing=

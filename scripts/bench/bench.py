@@ -1,0 +1,599 @@
+#!/usr/bin/env python3
+"""make bench: moat against the TLS terminators admins compare it with.
+
+    python3 scripts/bench/bench.py [--quick] [--rounds N] [--logins N]
+                                   [--idle N] [--bulk-mib N] [--rate R]
+                                   [--servers moat,nginx,stunnel,haproxy]
+                                   [--csv FILE]
+
+On loopback only, one Dovecot backend (the integration tests' harness
+starts it, with a 64 MiB message) and, in front of it, each on its own
+ports, with the same ECDSA P-256 certificate and one worker each:
+
+  moat      workers = 1
+  nginx     the mail proxy (libnginx-mod-mail), worker_processes 1, with an
+            auth_http answered by an nginx location returning the backend
+  stunnel   stunnel4 (a thread per connection: its model)
+  haproxy   TLS termination in TCP mode, nbthread 1
+
+plus Dovecot's own TLS port (dovecot-tls) as the latency baseline. The
+load comes from build/bench/loadgen (C, libuv + mbedTLS, one thread),
+which reports its own CPU. Every measurement runs once per server per
+round, servers in a rotated order each round so that drift hits all
+alike; the table shows medians:
+
+  login      server CPU per full handshake + IMAP LOGIN + LOGOUT, TLS 1.3
+             and TLS 1.2 (utime+stime of the server's processes, /proc)
+  resumed    the same with a TLS 1.2 session ticket / a TLS 1.3 PSK
+  bulk       FETCH and POP3 RETR of the 64 MiB message: server CPU per
+             GiB and wall MB/s
+  idle       N logged-in IMAP sessions in IDLE: resident memory of the
+             server's processes per session (PSS, /proc/PID/smaps_rollup)
+  latency    p50/p99 time to the greeting and to the tagged OK of LOGIN,
+             at a fixed login rate
+
+then the raw mbedTLS ceiling (build/bench/tlsraw: handshakes and record
+encryption in mbedTLS's own code, no sockets) and moat's ratio to each.
+Writes the table as CSV (default build/bench/results.csv).
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
+sys.dont_write_bytecode = True
+
+import harness  # noqa: E402  (the tests' Dovecot, certificates, processes)
+
+LOOPBACK = harness.LOOPBACK
+BENCH = os.path.join(ROOT, "build", "bench")
+LOADGEN = os.path.join(BENCH, "loadgen")
+TLSRAW = os.path.join(BENCH, "tlsraw")
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ /proc
+
+def tree(pid):
+    """pid and all its descendants."""
+    out, todo = [], [pid]
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(d))
+            except OSError:
+                pass
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pids):
+    """utime + stime of these processes (threads included), seconds."""
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return t / HZ
+
+
+def memory_kib(pids):
+    """Proportional set size of these processes, KiB (RSS where the kernel
+    has no smaps_rollup)."""
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        t += int(line.split()[1])
+        except OSError:
+            t += harness.proc_rss_kib(p) or 0
+    return t
+
+
+# ------------------------------------------------------------------ servers
+
+class Server:
+    """A TLS terminator in front of the Dovecot: start(), stop(), pids(),
+    imaps and pop3s ports."""
+
+    name = "?"
+
+    def __init__(self, dovecot, certs, workdir):
+        self.dovecot = dovecot
+        self.certs = certs
+        self.dir = os.path.join(workdir, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.imaps = harness.free_port()
+        self.pop3s = harness.free_port()
+        self.proc = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self):
+        log = open(os.path.join(self.dir, "out.log"), "wb")
+        self.proc = harness.spawn(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=self.dir)
+        log.close()
+        try:
+            harness.wait_port(self.imaps, 30, self.proc, self.name)
+            harness.wait_port(self.pop3s, 30, self.proc, self.name)
+        except Exception as e:
+            with open(os.path.join(self.dir, "out.log"), errors="replace") as f:
+                raise RuntimeError("%s\n%s's output:\n%s" % (e, self.name, f.read()[-2000:]))
+        time.sleep(0.3)
+
+    def pids(self):
+        return tree(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc:
+            harness.kill_group(self.proc)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+class Moat(Server):
+    name = "moat"
+
+    def command(self):
+        conf = self.write("moat.ini", """\
+[moat]
+workers = 1
+log_level = warn
+allow_root = yes
+max_connections = 100000
+[tls]
+certificate = {c.fullchain}
+key = {c.key}
+[listener imaps]
+address = 127.0.0.1:{imaps}
+protocol = imap
+backend = 127.0.0.1:{d.imap_port}
+[listener pop3s]
+address = 127.0.0.1:{pop3s}
+protocol = pop3
+backend = 127.0.0.1:{d.pop3_port}
+""".format(c=self.certs, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s))
+        return [os.path.join(ROOT, "build", "moat"), "-c", conf]
+
+
+class Nginx(Server):
+    name = "nginx"
+
+    def command(self):
+        self.auth = harness.free_port()
+        conf = self.write("nginx.conf", """\
+load_module /usr/lib/nginx/modules/ngx_mail_module.so;
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 19000; }}
+http {{
+    access_log off;
+    map $http_auth_protocol $backend_port {{ imap {d.imap_port}; pop3 {d.pop3_port}; }}
+    server {{
+        listen 127.0.0.1:{auth};
+        location = /auth {{
+            add_header Auth-Status OK;
+            add_header Auth-Server 127.0.0.1;
+            add_header Auth-Port $backend_port;
+            return 204;
+        }}
+    }}
+}}
+mail {{
+    server_name localhost;
+    auth_http 127.0.0.1:{auth}/auth;
+    imap_capabilities IMAP4rev1 IDLE LITERAL+ SASL-IR;
+    pop3_auth plain;
+    ssl_certificate {c.fullchain};
+    ssl_certificate_key {c.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    ssl_session_tickets on;
+    server {{ listen 127.0.0.1:{imaps} ssl; protocol imap; }}
+    server {{ listen 127.0.0.1:{pop3s} ssl; protocol pop3; }}
+}}
+""".format(dir=self.dir, c=self.certs, d=self.dovecot, auth=self.auth, imaps=self.imaps,
+           pop3s=self.pop3s))
+        return ["nginx", "-c", conf, "-p", self.dir]
+
+
+class Stunnel(Server):
+    name = "stunnel"
+
+    def command(self):
+        conf = self.write("stunnel.conf", """\
+foreground = yes
+pid =
+output = {dir}/stunnel.log
+debug = warning
+[imaps]
+accept = 127.0.0.1:{imaps}
+connect = 127.0.0.1:{d.imap_port}
+cert = {c.fullchain}
+key = {c.key}
+sslVersionMin = TLSv1.2
+curves = X25519:P-256:P-384
+[pop3s]
+accept = 127.0.0.1:{pop3s}
+connect = 127.0.0.1:{d.pop3_port}
+cert = {c.fullchain}
+key = {c.key}
+sslVersionMin = TLSv1.2
+curves = X25519:P-256:P-384
+""".format(dir=self.dir, c=self.certs, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s))
+        return ["stunnel4", conf]
+
+
+class Haproxy(Server):
+    name = "haproxy"
+
+    def command(self):
+        with open(self.certs.fullchain) as f:
+            chain = f.read()
+        with open(self.certs.key) as f:
+            key = f.read()
+        pem = self.write("combined.pem", chain + key)
+        os.chmod(pem, 0o600)
+        conf = self.write("haproxy.cfg", """\
+global
+    nbthread 1
+    maxconn 9000
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 2h
+    timeout server 2h
+frontend imaps
+    bind 127.0.0.1:{imaps} ssl crt {pem} curves X25519:P-256:P-384
+    default_backend imap
+frontend pop3s
+    bind 127.0.0.1:{pop3s} ssl crt {pem} curves X25519:P-256:P-384
+    default_backend pop3
+backend imap
+    server dovecot 127.0.0.1:{d.imap_port}
+backend pop3
+    server dovecot 127.0.0.1:{d.pop3_port}
+""".format(pem=pem, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s))
+        return ["haproxy", "-db", "-f", conf]
+
+
+class DovecotTls(Server):
+    """Dovecot's own TLS ports: the latency baseline (it logs in itself,
+    so its CPU is not comparable)."""
+    name = "dovecot-tls"
+
+    def __init__(self, dovecot, certs, workdir):
+        super().__init__(dovecot, certs, workdir)
+        self.imaps = dovecot.imaps_port
+        self.pop3s = dovecot.pop3s_port
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def pids(self):
+        return tree(self.dovecot.proc.pid)
+
+
+SERVERS = {"moat": Moat, "nginx": Nginx, "stunnel": Stunnel, "haproxy": Haproxy}
+
+
+# ------------------------------------------------------------------ load
+
+def loadgen(server, *args, timeout=600):
+    """Runs the load generator against server's IMAPS port (or the given
+    --port); returns its JSON result."""
+    argv = [LOADGEN, "--host", LOOPBACK, "--ca", harness.certs().ca, "--user", "demo",
+            "--pass", "demo"] + [str(a) for a in args]
+    if "--port" not in args:
+        argv += ["--port", str(server.imaps)]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    out = r.stdout.decode(errors="replace").strip().splitlines()
+    if not out:
+        raise RuntimeError("%s: loadgen %s printed nothing: %s"
+                           % (server.name, " ".join(argv[1:]), r.stderr.decode()))
+    res = json.loads(out[-1])
+    if r.returncode != 0:
+        res.setdefault("errors", []).append(r.stderr.decode(errors="replace")[-300:])
+    return res
+
+
+def measure_logins(server, tls, n, resume):
+    """Server CPU per login (µs), and the loadgen's."""
+    args = ["--mode", "login", "--tls", tls, "--count", n, "--concurrency", 4]
+    if resume:
+        args.append("--resume")
+    pids = server.pids()
+    c0 = cpu_seconds(pids)
+    res = loadgen(server, *args)
+    c1 = cpu_seconds(pids)
+    if res["failed"] or res["ok"] != n:
+        raise RuntimeError("%s login %s: %s" % (server.name, tls, res))
+    if resume and res.get("resumed", 0) < n - 1:
+        res["note"] = "resumed %d of %d" % (res.get("resumed", 0), n)
+    return {"server_us": (c1 - c0) / n * 1e6, "loadgen_us": res["cpu_s"] / n * 1e6,
+            "resumed": res.get("resumed", 0), "n": n}
+
+
+def measure_bulk(server, mode, size):
+    port = server.imaps if mode == "fetch" else server.pop3s
+    pids = server.pids()
+    c0 = cpu_seconds(pids)
+    res = loadgen(server, "--mode", mode, "--tls", "1.3", "--port", port, "--message", 1)
+    c1 = cpu_seconds(pids)
+    if res.get("bytes", 0) < size:
+        raise RuntimeError("%s %s: %s" % (server.name, mode, res))
+    return {"s_per_gib": (c1 - c0) / (size / 2 ** 30), "mb_s": res["mb_s"]}
+
+
+def measure_idle(server, n):
+    """KiB of the server's memory per session with n sessions in IDLE."""
+    pids = server.pids()
+    m0 = memory_kib(pids)
+    argv = [LOADGEN, "--host", LOOPBACK, "--port", str(server.imaps), "--ca",
+            harness.certs().ca, "--user", "demo", "--pass", "demo", "--mode", "idle",
+            "--tls", "1.3", "--count", str(n), "--concurrency", "50"]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline().decode()
+        res = json.loads(line) if line.strip() else {}
+        if res.get("established") != n:
+            raise RuntimeError("%s idle: %s %s" % (server.name, res,
+                                                    p.stderr.read(300).decode()))
+        time.sleep(1.5)
+        m1 = memory_kib(server.pids())
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    time.sleep(1)
+    return {"kib_per_session": (m1 - m0) / n}
+
+
+def measure_latency(server, rate, n):
+    res = loadgen(server, "--mode", "login", "--tls", "1.3", "--count", n, "--rate", rate)
+    if res["failed"]:
+        raise RuntimeError("%s latency: %s" % (server.name, res))
+    return {"greet_p50": res["greet_ms"]["p50"], "greet_p99": res["greet_ms"]["p99"],
+            "login_p50": res["login_ms"]["p50"], "login_p99": res["login_ms"]["p99"]}
+
+
+# ------------------------------------------------------------------ report
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return "%.0f" % v
+    return "%.*f" % (digits, v)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small counts, one round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--logins", type=int, default=400)
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--bulk-mib", type=int, default=64)
+    ap.add_argument("--rate", type=int, default=50, help="logins/s for the latency rows")
+    ap.add_argument("--servers", default="moat,nginx,stunnel,haproxy")
+    ap.add_argument("--csv", default=os.path.join(BENCH, "results.csv"))
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.rounds, a.logins, a.idle, a.bulk_mib = 1, 40, 50, 4
+    names = [s for s in a.servers.split(",") if s]
+    for tool in (LOADGEN, TLSRAW):
+        if not os.access(tool, os.X_OK):
+            sys.exit("bench: %s missing (make bench-build)" % tool)
+
+    certs = harness.certs()
+    size = a.bulk_mib * 2 ** 20
+    big = harness.make_big_message(size=size)
+    dovecot = harness.Dovecot(users={"demo": "demo"}, name="bench-dovecot",
+                              messages={"demo": [("1000000001.M1P1.bench", big)]},
+                              extra_conf=dovecot_conf(certs, a))
+    dovecot.imaps_port = harness.free_port()
+    dovecot.pop3s_port = harness.free_port()
+    dovecot.extra_conf += tls_ports(certs, dovecot)
+    print("bench: starting Dovecot and %s" % ", ".join(names), flush=True)
+    dovecot.start()
+    work = harness.new_dir("bench")
+    servers = [SERVERS[n](dovecot, certs, work) for n in names]
+    for s in servers:
+        s.start()
+    baseline = DovecotTls(dovecot, certs, work)
+    results = {s.name: {} for s in servers}
+    results[baseline.name] = {}
+    try:
+        for r in range(a.rounds):
+            order = servers[r % len(servers):] + servers[:r % len(servers)]
+            print("bench: round %d of %d (%s)" % (r + 1, a.rounds,
+                                                  " ".join(s.name for s in order)), flush=True)
+            for s in order:
+                one_round(s, results[s.name], a, size)
+            lat = measure_latency(baseline, a.rate, a.rate * (2 if a.quick else 5))
+            for k, v in lat.items():
+                results[baseline.name].setdefault(k, []).append(v)
+        raw = json.loads(subprocess.run([TLSRAW, certs.fullchain, certs.key, certs.ca,
+                                         "0.5" if a.quick else "3"],
+                                        stdout=subprocess.PIPE, check=True).stdout)
+    finally:
+        for s in servers:
+            s.stop()
+        dovecot.stop()
+    rows = report(results, names, raw)
+    os.makedirs(os.path.dirname(a.csv), exist_ok=True)
+    with open(a.csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["row", "unit"] + names + ["dovecot-tls", "mbedtls-raw"] +
+                   ["moat/%s" % n for n in names if n != "moat"])
+        for row in rows:
+            w.writerow(row)
+    print("bench: wrote %s" % a.csv)
+    return 0
+
+
+def dovecot_conf(certs, a):
+    """Dovecot settings for thousands of sessions of one user from one
+    address, with no delays of its own."""
+    return harness.DOVECOT_NO_AUTH_DELAY + """
+mail_max_userip_connections = 100000
+default_process_limit = 1000
+default_client_limit = 100000
+service imap-login {
+  service_count = 0
+  process_min_avail = 1
+  client_limit = 60000
+}
+service pop3-login {
+  service_count = 0
+  client_limit = 60000
+}
+service imap {
+  client_limit = %d
+  process_limit = 100
+}
+""" % max(16, a.idle // 50 + 16)
+
+
+def tls_ports(certs, dovecot):
+    return """
+ssl = yes
+ssl_cert = <%s
+ssl_key = <%s
+ssl_min_protocol = TLSv1.2
+service imap-login {
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %d
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3s {
+    address = 127.0.0.1
+    port = %d
+    ssl = yes
+  }
+}
+""" % (certs.fullchain, certs.key, dovecot.imaps_port, dovecot.pop3s_port)
+
+
+def one_round(s, res, a, size):
+    """Every measurement once against server s; results appended."""
+    def add(prefix, d):
+        for k, v in d.items():
+            res.setdefault(prefix + k, []).append(v)
+    for tls in ("1.3", "1.2"):
+        add("full%s_" % tls, measure_logins(s, tls, a.logins, False))
+        add("resumed%s_" % tls, measure_logins(s, tls, a.logins, True))
+    add("fetch_", measure_bulk(s, "fetch", size))
+    add("retr_", measure_bulk(s, "retr", size))
+    add("idle_", measure_idle(s, a.idle))
+    add("", measure_latency(s, a.rate, a.rate * (2 if a.quick else 5)))
+
+
+def report(results, names, raw):
+    """Prints the table; returns its rows for the CSV."""
+    def m(server, key):
+        return med(results.get(server, {}).get(key, []))
+    specs = [
+        ("login TLS 1.3, server CPU", "us/login", "full1.3_server_us", "full_tls13_us"),
+        ("login TLS 1.2, server CPU", "us/login", "full1.2_server_us", "full_tls12_us"),
+        ("resumed TLS 1.3, server CPU", "us/login", "resumed1.3_server_us", "resumed_tls13_us"),
+        ("resumed TLS 1.2, server CPU", "us/login", "resumed1.2_server_us", "resumed_tls12_us"),
+        ("FETCH 64 MiB, server CPU", "s/GiB", "fetch_s_per_gib", "records_s_per_gib"),
+        ("FETCH 64 MiB, wall", "MB/s", "fetch_mb_s", None),
+        ("RETR 64 MiB, server CPU", "s/GiB", "retr_s_per_gib", "records_s_per_gib"),
+        ("RETR 64 MiB, wall", "MB/s", "retr_mb_s", None),
+        ("idle in IDLE, memory", "KiB/session", "idle_kib_per_session", None),
+        ("greeting p50", "ms", "greet_p50", None),
+        ("greeting p99", "ms", "greet_p99", None),
+        ("LOGIN OK p50", "ms", "login_p50", None),
+        ("LOGIN OK p99", "ms", "login_p99", None),
+        ("loadgen CPU, TLS 1.3 login", "us/login", "full1.3_loadgen_us", None),
+    ]
+    peers = [n for n in names if n != "moat"]
+    head = ["", "unit"] + names + ["dovecot-tls", "mbedtls"] + ["moat/" + p for p in peers]
+    rows, table = [], [head]
+    for label, unit, key, rawkey in specs:
+        vals = [m(n, key) for n in names]
+        base = m("dovecot-tls", key) if key.startswith(("greet", "login")) else None
+        rv = raw.get(rawkey) if rawkey else None
+        ratios = []
+        mv = m("moat", key)
+        for p in peers:
+            pv = m(p, key)
+            ratios.append(mv / pv if mv is not None and pv else None)
+        rows.append([label, unit] + vals + [base, rv] + ratios)
+        table.append([label, unit] + [fmt(v) for v in vals] + [fmt(base), fmt(rv)] +
+                     [fmt(r, 2) for r in ratios])
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    print()
+    for r in table:
+        print("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                        for i, c in enumerate(r)))
+    print()
+    print("mbedTLS ceiling (its own server code, in memory): %s" % json.dumps(raw))
+    mv = m("moat", "full1.3_server_us")
+    if mv and raw.get("full_tls13_us"):
+        print("moat over raw mbedTLS, full TLS 1.3 login: %.2fx; TLS 1.2: %.2fx"
+              % (mv / raw["full_tls13_us"],
+                 (m("moat", "full1.2_server_us") or 0) / raw["full_tls12_us"]))
+    return rows
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
