@@ -19,13 +19,20 @@
 #                   on loopback (scripts/bench/); BENCH_ARGS for options
 #
 # Options: MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
-# SANITIZE=1 (ASan+UBSan), CPUFLAGS=-march=native (moat and mbedTLS).
+# SANITIZE=1 (ASan+UBSan), CPUFLAGS=-march=native (moat and mbedTLS),
+# TLS_IDLE_BUFFERS=keep (idle connections keep their TLS record buffers).
 
 CC       ?= cc
 MBEDTLS  ?= bundled
 BUILD    := build
 SANITIZE ?=
 CPUFLAGS ?=
+# release: idle TLS connections give their record buffers back (a patch to
+# the bundled mbedTLS); keep: they hold them, as stock mbedTLS does.
+TLS_IDLE_BUFFERS ?= release
+ifeq ($(TLS_IDLE_BUFFERS),keep)
+  CPUFLAGS += -DMOAT_KEEP_IDLE_BUFFERS
+endif
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -379,6 +379,7 @@ static void answer(struct sess *s)
 		return;
 	}
 	preauth_resume(s);
+	sess_rest(s);
 }
 
 /* The backend accepted the credentials: answer, forward what the client
@@ -506,6 +507,7 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			bl_end(pa);
 			uv_read_stop(st);
 			login_ok(s, p, len);
+			sess_rest(s);
 			return;
 		case BL_NO:
 			bl_end(pa);

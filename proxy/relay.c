@@ -70,6 +70,7 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		uv_read_stop(st);
 		s->backend_paused = 1;
 	}
+	sess_rest(s);
 }
 
 /* The FIN went out (or the session closed first). */

@@ -187,6 +187,12 @@ struct lstats *sess_stats(const struct sess *s)
 	return &s->w->stats[s->wl->slot];
 }
 
+void sess_rest(struct sess *s)
+{
+	if (!s->closing && s->tls_up && tls_conn_rest(s->tls))
+		s->w->rested++;
+}
+
 void sess_count_in(struct sess *s, uint64_t n)
 {
 	s->bytes_in += n;
@@ -585,6 +591,7 @@ static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	tls_conn_input(s->tls, (const uint8_t *)buf->base, (size_t)nread);
 	client_input(s);
+	sess_rest(s);
 }
 
 /* The client's queue emptied, or a write to it failed. */
@@ -610,6 +617,7 @@ static void on_client_drained(struct outq *q, int status)
 		s->backend_paused = 0;
 		relay_start(s);
 	}
+	sess_rest(s);
 }
 
 /* Counts the new session against the limits. Over one, it is refused:

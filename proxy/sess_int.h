@@ -89,6 +89,9 @@ const char *sess_tls_fields(const struct sess *s, char *buf, size_t size);
 struct lstats *sess_stats(const struct sess *s);
 void sess_count_in(struct sess *s, uint64_t n);   /* plaintext from the client */
 void sess_count_out(struct sess *s, uint64_t n);  /* plaintext to the client */
+/* An event is handled: an established TLS session with nothing in flight
+ * gives its record buffers back until the next one needs them. */
+void sess_rest(struct sess *s);
 void sess_refused(struct sess *s, enum stat_limit why);
 
 /* preauth.c */

@@ -56,15 +56,17 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 /* Every few seconds: after a burst of sessions has ended (a flood of
- * handshakes, a mass reconnect), give their freed TLS buffers back to the
- * system, so moat's memory returns to what the live sessions need. */
+ * handshakes, a mass reconnect), or many idle sessions gave their TLS
+ * record buffers back, return the freed memory to the system, so moat's
+ * memory follows what the live sessions need. */
 static void on_housekeeping(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 
-	if (w->peak_sessions >= w->nsessions + TRIM_AFTER)
+	if (w->peak_sessions >= w->nsessions + TRIM_AFTER || w->rested >= TRIM_AFTER)
 		malloc_trim(0);
 	w->peak_sessions = w->nsessions;
+	w->rested = 0;
 }
 
 /* Runs in the worker when main handed over a new generation: sessions

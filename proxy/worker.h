@@ -56,6 +56,7 @@ struct worker {
 	struct sess *sessions;        /* live sessions, for shutdown */
 	size_t nsessions;
 	size_t peak_sessions;         /* since the last memory trim */
+	size_t rested;                /* TLS buffer releases since the last trim */
 	uv_timer_t housekeeping;
 	int stopping;                 /* set by the worker after a stop request */
 	int finished;                 /* its own handles are closing */

@@ -116,9 +116,14 @@
 
 /* Record buffers. Incoming stays at the protocol maximum: a client may send
  * 16 KiB records and mbedTLS cannot shrink it without breaking them.
- * Outgoing 16 KiB keeps bulk relay in full-size records. */
+ * Outgoing 16 KiB keeps bulk relay in full-size records. Both are freed
+ * while a connection is idle (tls/patches/0003-release-idle-buffers.patch)
+ * unless the build says make TLS_IDLE_BUFFERS=keep. */
 #define MBEDTLS_SSL_IN_CONTENT_LEN  16384
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 16384
+#if !defined(MOAT_KEEP_IDLE_BUFFERS)
+#define MBEDTLS_SSL_RELEASE_IDLE_BUFFERS
+#endif
 
 /* Only AEAD suites, ECDHE first; TLS 1.3 suites are all AEAD. */
 #define MBEDTLS_SSL_CIPHERSUITES \
@@ -131,6 +136,10 @@
     MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, \
     MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, \
     MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+
+/* PSA keys in a store that grows, not 32 fixed slots (a TLS 1.3 client
+ * holds one per handshake in flight: the load generator). */
+#define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
 /* Speed over a little RAM: full window and fixed-point tables for the
  * curves we sign and exchange on. */

@@ -804,10 +804,53 @@ static int check_peer(tls_conn *c)
 	return c->peer_subject ? 0 : MBEDTLS_ERR_SSL_ALLOC_FAILED;
 }
 
+/* Before mbedTLS touches the record buffers: back if they were released. */
+static int awake(tls_conn *c)
+{
+#if defined(MBEDTLS_SSL_RELEASE_IDLE_BUFFERS)
+	return mbedtls_ssl_restore_idle_buffers(&c->ssl);
+#else
+	(void)c;
+	return 0;
+#endif
+}
+
+int tls_conn_rest(tls_conn *c)
+{
+#if defined(MBEDTLS_SSL_RELEASE_IDLE_BUFFERS)
+	if (c->in_len == 0 && !mbedtls_ssl_idle_buffers_released(&c->ssl))
+		return mbedtls_ssl_release_idle_buffers(&c->ssl) == 0;
+#else
+	(void)c;
+#endif
+	return 0;
+}
+
+int tls_conn_rest_supported(void)
+{
+#if defined(MBEDTLS_SSL_RELEASE_IDLE_BUFFERS)
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+int tls_conn_resting(const tls_conn *c)
+{
+#if defined(MBEDTLS_SSL_RELEASE_IDLE_BUFFERS)
+	return mbedtls_ssl_idle_buffers_released(&c->ssl);
+#else
+	(void)c;
+	return 0;
+#endif
+}
+
 int tls_handshake(tls_conn *c)
 {
-	int rc;
+	int rc = awake(c);
 
+	if (rc != 0)
+		return rc;
 	current_conn = c;
 	rc = mbedtls_ssl_handshake(&c->ssl);
 	current_conn = NULL;
@@ -818,6 +861,10 @@ int tls_handshake(tls_conn *c)
 
 ssize_t tls_read(tls_conn *c, uint8_t *buf, size_t cap)
 {
+	int woke = awake(c);
+
+	if (woke != 0)
+		return woke;
 	for (;;) {
 		int rc = mbedtls_ssl_read(&c->ssl, buf, cap);
 		if (rc > 0)
@@ -833,6 +880,10 @@ ssize_t tls_read(tls_conn *c, uint8_t *buf, size_t cap)
 
 int tls_write(tls_conn *c, const uint8_t *buf, size_t len)
 {
+	int woke = awake(c);
+
+	if (woke != 0)
+		return woke;
 	while (len > 0) {
 		int rc = mbedtls_ssl_write(&c->ssl, buf, len);
 		if (rc < 0)
@@ -845,7 +896,8 @@ int tls_write(tls_conn *c, const uint8_t *buf, size_t len)
 
 void tls_close_notify(tls_conn *c)
 {
-	(void)mbedtls_ssl_close_notify(&c->ssl);
+	if (awake(c) == 0)
+		(void)mbedtls_ssl_close_notify(&c->ssl);
 }
 
 const char *tls_version(const tls_conn *c)

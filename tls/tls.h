@@ -153,6 +153,17 @@ int tls_write(tls_conn *c, const uint8_t *buf, size_t len) __attribute__((warn_u
 /* Sends close_notify (best effort). */
 void tls_close_notify(tls_conn *c);
 
+/* Between two events of an established connection: with nothing lent,
+ * read, half-read or waiting to go out, its record buffers (about 33 KiB)
+ * go back to the allocator until the next tls_* call that needs them
+ * (automatic). Returns 1 when it released them now, else 0 (busy,
+ * released already, or an mbedTLS without the patch). */
+int tls_conn_rest(tls_conn *c);
+/* Whether its buffers are released. */
+int tls_conn_resting(const tls_conn *c);
+/* Whether this build can release them (the bundled, patched mbedTLS). */
+int tls_conn_rest_supported(void);
+
 /* Once the handshake is done: "TLSv1.3", the suite's IANA name, whether a
  * ticket resumed the session, the ALPN protocol agreed ("" if none), the
  * SNI name the client sent ("" if none), and the verified client

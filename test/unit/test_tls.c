@@ -378,6 +378,66 @@ static void test_tls12_odd_chunks(void **state)
 	handshake_and_relay(12, 7, "TLSv1.2");
 }
 
+/* Idle connections give their record buffers back between records and
+ * get them back on the next call, in both directions, with the record
+ * counters intact (a lost counter fails the next record's MAC). A record
+ * half read keeps them. */
+static void rest_between_records(int ver)
+{
+	static struct pair p;
+	static uint8_t msg[20000], got[32];
+	const uint8_t *rest;
+
+	for (size_t i = 0; i < sizeof msg; i++)
+		msg[i] = (uint8_t)(i * 13 + 7);
+	pair_init(&p, ver);
+	assert_int_equal(pair_handshake(&p), 0);
+	server_to_client(&p, (const uint8_t *)"* OK\r\n", 6);   /* takes a 1.3 ticket */
+	for (int round = 0; round < 20; round++) {
+		size_t n = (size_t)(round * 997) % sizeof msg + 1;
+		if (tls_conn_rest(p.sc) != 1)
+			fail_msg("round %d: buffers not released", round);
+		assert_int_equal(tls_conn_resting(p.sc), 1);
+		assert_int_equal(tls_conn_rest(p.sc), 0);       /* released already */
+		client_to_server(&p, msg, n);
+		assert_int_equal(tls_conn_resting(p.sc), 0);
+		assert_int_equal(tls_conn_rest(p.sc), 1);
+		server_to_client(&p, msg, n);
+	}
+	/* half a record: busy, buffers kept */
+	assert_int_equal(mbedtls_ssl_write(&p.cli, (const uint8_t *)"a NOOP\r\n", 8), 8);
+	tls_conn_input(p.sc, p.to_srv.buf, 10);
+	assert_int_equal(tls_read(p.sc, got, sizeof got), TLS_AGAIN);
+	assert_int_equal(tls_conn_unread(p.sc, &rest), 0);
+	assert_int_equal(tls_conn_rest(p.sc), 0);
+	assert_int_equal(tls_conn_resting(p.sc), 0);
+	tls_conn_input(p.sc, p.to_srv.buf + 10, p.to_srv.len - 10);
+	assert_int_equal(tls_read(p.sc, got, sizeof got), 8);
+	assert_memory_equal(got, "a NOOP\r\n", 8);
+	p.to_srv.len = 0;
+	assert_int_equal(tls_conn_rest(p.sc), 1);
+	/* close_notify from a resting server still goes out */
+	tls_close_notify(p.sc);
+	assert_int_equal(mbedtls_ssl_read(&p.cli, got, sizeof got), MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+	pair_free(&p);
+}
+
+static void test_rest_tls13(void **state)
+{
+	(void)state;
+	if (!tls_conn_rest_supported())
+		skip();
+	rest_between_records(13);
+}
+
+static void test_rest_tls12(void **state)
+{
+	(void)state;
+	if (!tls_conn_rest_supported())
+		skip();
+	rest_between_records(12);
+}
+
 /* Garbage instead of a ClientHello is a fatal error, not TLS_AGAIN. */
 static void test_garbage_hello(void **state)
 {
@@ -933,6 +993,8 @@ int main(void)
 		cmocka_unit_test(test_tls13_bytewise),
 		cmocka_unit_test(test_tls12_odd_chunks),
 		cmocka_unit_test(test_garbage_hello),
+		cmocka_unit_test(test_rest_tls13),
+		cmocka_unit_test(test_rest_tls12),
 		cmocka_unit_test(test_key_mismatch),
 		cmocka_unit_test(test_missing_files),
 		cmocka_unit_test(test_cert_info),
