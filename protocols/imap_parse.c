@@ -63,12 +63,9 @@ int imap_init(struct imap_parser *p, uint32_t max_cmd, uint32_t max_literal)
 
 void imap_wipe(struct imap_parser *p)
 {
-	volatile uint8_t *d = p->data;
-
-	if (!d)
+	if (!p->data)
 		return;
-	for (uint32_t i = 0; i < p->max_cmd + IMAP_ARGS_MAX + 1; i++)
-		d[i] = 0;
+	explicit_bzero(p->data, (size_t)p->max_cmd + IMAP_ARGS_MAX + 1);
 	p->used = 0;
 	p->nargs = 0;
 }

@@ -22,12 +22,8 @@ int pop3_init(struct pop3_parser *p, uint32_t max_line)
  * that may have held a password, and on reset and free. */
 static void zero_buf(struct pop3_parser *p)
 {
-	volatile uint8_t *b = p->buf;
-
-	if (!b)
-		return;
-	for (uint32_t i = 0; i <= p->max_line; i++)
-		b[i] = 0;
+	if (p->buf)
+		explicit_bzero(p->buf, (size_t)p->max_line + 1);
 }
 
 void pop3_wipe(struct pop3_parser *p)

@@ -368,7 +368,13 @@ def measure_bulk(server, mode, size):
 
 
 def measure_idle(server, n):
-    """KiB of the server's memory per session with n sessions in IDLE."""
+    """KiB of the server's memory per session with n sessions in IDLE, in
+    a freshly started server (so memory an earlier test left in its heap
+    does not hide the cost), after one login to warm it up."""
+    server.stop()
+    server.start()
+    loadgen(server, "--mode", "login", "--tls", "1.3", "--count", 2)
+    time.sleep(0.5)
     pids = server.pids()
     m0 = memory_kib(pids)
     argv = [LOADGEN, "--host", LOOPBACK, "--port", str(server.imaps), "--ca",
@@ -402,6 +408,65 @@ def measure_latency(server, rate, n):
             "login_p50": res["login_ms"]["p50"], "login_p99": res["login_ms"]["p99"]}
 
 
+# ------------------------------------------------------------------ scale
+
+def measure_scale(certs, n, rate, seconds):
+    """moat alone in front of a featherweight backend (fakeimap.py): n
+    sessions logged in and in IDLE, then logins at `rate` per second for
+    `seconds`; their latency, and moat's memory per idle session."""
+    port = harness.free_port()
+    fake = harness.spawn([sys.executable, os.path.join(HERE, "fakeimap.py"), str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness.wait_port(port, 30, fake, "fakeimap")
+    work = harness.new_dir("scale")
+    dummy = type("D", (), {"imap_port": port, "pop3_port": port})()
+    moat = Moat(dummy, certs, work)
+    moat.pop3s = moat.imaps          # one listener is enough here
+    conf = moat.command()
+    with open(conf[-1]) as f:
+        text = f.read().split("[listener pop3s]")[0]
+    with open(conf[-1], "w") as f:
+        f.write(text)
+    log = open(os.path.join(moat.dir, "out.log"), "wb")
+    moat.proc = harness.spawn(conf, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    holders = []
+    try:
+        harness.wait_port(moat.imaps, 30, moat.proc, "moat")
+        m0 = memory_kib(moat.pids())
+        per = 9000                     # sessions per loadgen (its own fd limit)
+        left = n
+        while left > 0:
+            k = min(per, left)
+            p = subprocess.Popen([LOADGEN, "--host", LOOPBACK, "--port", str(moat.imaps),
+                                  "--ca", certs.ca, "--mode", "idle", "--tls", "1.3",
+                                  "--count", str(k), "--concurrency", "25"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            holders.append(p)
+            res = json.loads(p.stdout.readline().decode() or "{}")
+            if res.get("established") != k:
+                raise RuntimeError("scale: %s" % res)
+            left -= k
+        time.sleep(2)
+        m1 = memory_kib(moat.pids())
+        lat = loadgen(moat, "--mode", "login", "--tls", "1.3", "--count", rate * seconds,
+                      "--rate", rate)
+        return {"sessions": n, "kib_per_session": (m1 - m0) / n, "failed": lat["failed"],
+                "login_p50": lat["login_ms"]["p50"], "login_p99": lat["login_ms"]["p99"],
+                "greet_p99": lat["greet_ms"]["p99"], "rate": lat["rate"]}
+    finally:
+        for p in holders:
+            p.stdin.close()
+        for p in holders:
+            try:
+                p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        moat.stop()
+        harness.kill_group(fake)
+
+
 # ------------------------------------------------------------------ report
 
 def med(values):
@@ -426,6 +491,8 @@ def main(argv):
     ap.add_argument("--bulk-mib", type=int, default=64)
     ap.add_argument("--rate", type=int, default=50, help="logins/s for the latency rows")
     ap.add_argument("--servers", default="moat,nginx,stunnel,haproxy")
+    ap.add_argument("--scale", type=int, default=0,
+                    help="also hold N idle sessions through moat and measure logins at 200/s")
     ap.add_argument("--csv", default=os.path.join(BENCH, "results.csv"))
     a = ap.parse_args(argv)
     if a.quick:
@@ -463,6 +530,7 @@ def main(argv):
             lat = measure_latency(baseline, a.rate, a.rate * (2 if a.quick else 5))
             for k, v in lat.items():
                 results[baseline.name].setdefault(k, []).append(v)
+        scale = measure_scale(certs, a.scale, 200, 10) if a.scale else None
         raw = json.loads(subprocess.run([TLSRAW, certs.fullchain, certs.key, certs.ca,
                                          "0.5" if a.quick else "3"],
                                         stdout=subprocess.PIPE, check=True).stdout)
@@ -471,6 +539,14 @@ def main(argv):
             s.stop()
         dovecot.stop()
     rows = report(results, names, raw)
+    if scale:
+        print("scale: %d sessions in IDLE through moat, %.1f KiB each; logins at %.0f/s: "
+              "p50 %.1f ms, p99 %.1f ms (greeting p99 %.1f ms), %d failed"
+              % (scale["sessions"], scale["kib_per_session"], scale["rate"],
+                 scale["login_p50"], scale["login_p99"], scale["greet_p99"], scale["failed"]))
+        rows.append(["scale: idle sessions", "count", scale["sessions"]])
+        rows.append(["scale: memory per idle session", "KiB", scale["kib_per_session"]])
+        rows.append(["scale: LOGIN OK p99 at 200/s", "ms", scale["login_p99"]])
     os.makedirs(os.path.dirname(a.csv), exist_ok=True)
     with open(a.csv, "w", newline="") as f:
         w = csv.writer(f)
@@ -487,7 +563,6 @@ def dovecot_conf(certs, a):
     address, with no delays of its own."""
     return harness.DOVECOT_NO_AUTH_DELAY + """
 mail_max_userip_connections = 100000
-default_process_limit = 1000
 default_client_limit = 100000
 service imap-login {
   service_count = 0
@@ -499,10 +574,12 @@ service pop3-login {
   client_limit = 60000
 }
 service imap {
-  client_limit = %d
-  process_limit = 100
+  process_limit = %d
 }
-""" % max(16, a.idle // 50 + 16)
+service pop3 {
+  process_limit = 200
+}
+""" % (a.idle + 200)
 
 
 def tls_ports(certs, dovecot):
