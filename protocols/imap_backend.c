@@ -11,6 +11,7 @@
 /* Tags moat uses toward the backend. */
 #define TAG_CAPA  "M0"
 #define TAG_LOGIN "M1"
+#define TAG_ID    "M2"
 
 /* Longest PLAIN message: authzid NUL authcid NUL passwd. */
 #define PLAIN_MAX (3 * IMAP_BL_CRED_MAX + 2)
@@ -21,6 +22,8 @@ _Static_assert(sizeof "M1 AUTHENTICATE PLAIN " - 1 + B64_LEN(PLAIN_MAX) + 3 <= O
                "out holds AUTHENTICATE PLAIN with an initial response");
 _Static_assert(sizeof "M1 LOGIN {1024+}\r\n {1024+}\r\n\r\n" - 1 + 2 * IMAP_BL_CRED_MAX <= OUT_CAP,
                "out holds LOGIN with two non-synchronizing literals");
+_Static_assert(sizeof "M2 ID \r\n" - 1 + IMAP_BL_ID_MAX + sizeof "M1 AUTHENTICATE PLAIN " - 1 +
+               B64_LEN(PLAIN_MAX) + 3 <= OUT_CAP, "out holds ID before the login");
 _Static_assert(IMAP_BL_CRED_MAX <= 9999, "literal lengths have at most four digits");
 
 enum state {
@@ -93,6 +96,16 @@ int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
 	b->user_len = user_len;
 	b->pass_len = pass_len;
 	b->state = S_GREETING;
+	return 0;
+}
+
+int imap_bl_set_id(struct imap_blogin *b, const char *list)
+{
+	size_t n = strlen(list);
+
+	if (n > IMAP_BL_ID_MAX)
+		return -1;
+	memcpy(b->id, list, n + 1);
 	return 0;
 }
 
@@ -233,6 +246,8 @@ static enum bl_rc start(struct imap_blogin *b)
 {
 	if (creds_have_nul(b))
 		return finish(b, BL_NO, "credentials contain a NUL byte");
+	if (b->id[0] && (out_str(b, TAG_ID " ID ") || out_str(b, b->id) || out_str(b, "\r\n")))
+		return send_request(b, -1, S_DONE);
 	if (b->caps & IMAP_BL_CAP_AUTH_PLAIN)
 		return start_plain(b);
 	if (b->authzid_len > 0)
@@ -445,7 +460,10 @@ static enum bl_rc line_done(struct imap_blogin *b)
 
 	bline_end(b->line, &b->line_len);
 	parse_resp(b->line, &r);
-	rc = on_line[b->state](b, &r);
+	if (b->id[0] && b->state > S_CAPA && is_tagged(&r, TAG_ID))
+		rc = BL_NEED_MORE;          /* ID's answer: whatever it is */
+	else
+		rc = on_line[b->state](b, &r);
 	b->line_len = 0;
 	return rc;
 }

@@ -28,6 +28,7 @@
 #define IMAP_BL_LINE_MAX  8192
 #define IMAP_BL_CRED_MAX  DLG_CRED_MAX /* user name, password, authzid each */
 #define IMAP_BL_TEXT_MAX  1024
+#define IMAP_BL_ID_MAX    320         /* ID's parenthesized list */
 
 /* Bits of struct imap_blogin.caps: the capabilities the login looks at. */
 #define IMAP_BL_CAP_AUTH_PLAIN    0x1u
@@ -46,12 +47,21 @@ struct imap_blogin {
 	uint8_t out[2 * IMAP_BL_CRED_MAX + 4 * (3 * IMAP_BL_CRED_MAX + 2) / 3 + 64];
 	size_t out_len;
 	char text[IMAP_BL_TEXT_MAX + 1];  /* OK text, or NO/FAIL reason */
+	char id[IMAP_BL_ID_MAX + 1];      /* ID arguments to send first; "" none */
 };
 
 /* Copies the credentials; authzid may be NULL or "". Returns 0, or -1
  * when a field is longer than IMAP_BL_CRED_MAX. */
 int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
                  const char *user, size_t user_len, const char *pass, size_t pass_len)
+	__attribute__((warn_unused_result));
+
+/* Sends "ID <list>" (RFC 2971) just before the login request, in the
+ * same write (its answer is ignored): how a proxy tells a backend that
+ * trusts it the client's address (x-originating-ip and friends). list is
+ * the parenthesized list, printable ASCII. Returns 0, or -1 when it is
+ * too long. Call after imap_bl_init, before the first feed. */
+int imap_bl_set_id(struct imap_blogin *b, const char *list)
 	__attribute__((warn_unused_result));
 
 /* Consumes backend bytes from buf; *used is always set. After OK the

@@ -32,6 +32,7 @@ enum state {
 	S_AUTH_CANCEL,                /* "+" came after the initial response: sent "*" */
 	S_USER,                       /* sent USER */
 	S_PASS,                       /* sent PASS */
+	S_XCLIENT,                    /* sent XCLIENT */
 	S_DONE,                       /* OK, NO or FAIL returned */
 };
 
@@ -80,6 +81,16 @@ int pop3_bl_init(struct pop3_blogin *b, const char *authzid, size_t authzid_len,
 	b->user_len = user_len;
 	b->pass_len = pass_len;
 	b->state = S_GREETING;
+	return 0;
+}
+
+int pop3_bl_set_xclient(struct pop3_blogin *b, const char *args)
+{
+	size_t n = strlen(args);
+
+	if (n > POP3_BL_XCLIENT_MAX)
+		return -1;
+	memcpy(b->xclient, args, n + 1);
 	return 0;
 }
 
@@ -213,6 +224,11 @@ static enum bl_rc start_user(struct pop3_blogin *b)
  * request; runs once, after CAPA's list or its "-ERR". */
 static enum bl_rc start(struct pop3_blogin *b)
 {
+	if (b->xclient[0] && b->cap_xclient && !b->xclient_done) {
+		b->xclient_done = 1;
+		return send_request(b, out_str(b, "XCLIENT ") || out_str(b, b->xclient) ||
+		                    out_str(b, "\r\n"), S_XCLIENT);
+	}
 	if (b->sasl_plain) {
 		if (memchr(b->authzid, '\0', b->authzid_len) || memchr(b->user, '\0', b->user_len) ||
 		    memchr(b->pass, '\0', b->pass_len))
@@ -301,12 +317,20 @@ static void cap_sasl(struct pop3_blogin *b, const char *args)
 	}
 }
 
+/* An "XCLIENT" capability: the backend takes the client's address. */
+static void cap_xclient(struct pop3_blogin *b, const char *args)
+{
+	(void)args;
+	b->cap_xclient = 1;
+}
+
 /* Capabilities the login looks at, and what reads their arguments. */
 static const struct {
 	const char *name;
 	void (*take)(struct pop3_blogin *b, const char *args);
 } cap_names[] = {
 	{ "SASL", cap_sasl },
+	{ "XCLIENT", cap_xclient },
 };
 
 /* One line of CAPA's list: "." ends it; a line starting with another
@@ -402,6 +426,15 @@ static enum bl_rc on_cancelled(struct pop3_blogin *b, const struct resp *r)
 	return finish(b, BL_FAIL, "backend does not accept AUTH PLAIN initial response");
 }
 
+/* XCLIENT's answer: "+OK", or "-ERR" (the backend keeps the address it
+ * sees); the login goes on either way. */
+static enum bl_rc on_xclient(struct pop3_blogin *b, const struct resp *r)
+{
+	if (r->word != W_OK && r->word != W_ERR)
+		return finish(b, BL_FAIL, "unexpected backend line");
+	return start(b);
+}
+
 /* The handler of a complete line in each state before S_DONE. */
 static enum bl_rc (*const on_line[])(struct pop3_blogin *, const struct resp *) = {
 	[S_GREETING] = on_greeting,
@@ -413,6 +446,7 @@ static enum bl_rc (*const on_line[])(struct pop3_blogin *, const struct resp *) 
 	[S_AUTH_CANCEL] = on_cancelled,
 	[S_USER] = on_answer,
 	[S_PASS] = on_answer,
+	[S_XCLIENT] = on_xclient,
 };
 
 /* A complete line is in b->line (its LF not stored): strips the CR,

@@ -31,6 +31,7 @@
 
 #define POP3_BL_LINE_MAX 8192
 #define POP3_BL_TEXT_MAX 1024
+#define POP3_BL_XCLIENT_MAX 200
 
 struct pop3_blogin {
 	unsigned state;
@@ -42,6 +43,9 @@ struct pop3_blogin {
 	uint8_t out[4 * (3 * DLG_CRED_MAX + 2) / 3 + 64];
 	size_t out_len;
 	char text[POP3_BL_TEXT_MAX + 1];
+	char xclient[POP3_BL_XCLIENT_MAX + 1]; /* XCLIENT arguments; "" none */
+	unsigned cap_xclient : 1;     /* CAPA offered XCLIENT */
+	unsigned xclient_done : 1;
 };
 
 int pop3_bl_init(struct pop3_blogin *b, const char *authzid, size_t authzid_len,
@@ -51,6 +55,13 @@ int pop3_bl_init(struct pop3_blogin *b, const char *authzid, size_t authzid_len,
 /* Consumes backend bytes; *used is always set and stops right after the
  * line that produced a result (after OK the rest belongs to the client). */
 enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, size_t *used)
+	__attribute__((warn_unused_result));
+
+/* Sends "XCLIENT <args>" (e.g. "ADDR=192.0.2.7 PORT=4321") after CAPA
+ * when the backend offers XCLIENT (Dovecot does to its
+ * login_trusted_networks), before the login; the answer is not needed.
+ * Returns 0, or -1 when too long. Call after pop3_bl_init. */
+int pop3_bl_set_xclient(struct pop3_blogin *b, const char *args)
 	__attribute__((warn_unused_result));
 
 void pop3_bl_free(struct pop3_blogin *b);

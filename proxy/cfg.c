@@ -107,6 +107,12 @@ struct ldraft {
 	struct sect s;
 };
 
+/* A [backend NAME] while the file is read. */
+struct bdraft {
+	struct cfg_backend b;
+	struct sect s;
+};
+
 /* A [certificate NAME] while the file is read. */
 struct cdraft {
 	struct cfg_cert c;
@@ -133,6 +139,9 @@ struct parser {
 	size_t nls, capls;
 	struct cdraft *cs;
 	size_t ncs, capcs;
+	struct bdraft *bs;            /* [backend NAME]s, then inline addresses */
+	size_t nbs, capbs;
+	size_t nnamed_bs;             /* how many of bs are sections */
 	struct problems probs;
 };
 
@@ -145,6 +154,8 @@ static const char *const client_cert_words[] = { "none", "optional", "required",
 static const char *const keyperm_words[] = { "auto", "strict", "warn", NULL };
 static const char *const log_format_words[] = { "kv", "json", NULL };
 static const char *const log_target_words[] = { "stderr", "syslog", NULL };
+static const char *const forward_words[] = { "none", "proxy-v1", "proxy-v2", "native", NULL };
+static const char *const balance_words[] = { "order", "least-conn", NULL };
 static const char *const facility_words[] = { "mail", "daemon", "user", "local0", "local1",
 	"local2", "local3", "local4", "local5", "local6", "local7", NULL };
 
@@ -737,6 +748,20 @@ static int set_rate(const struct keydef *k, const char *v, void *field, char *wh
 	return 0;
 }
 
+int cfg_addr_is_loopback(const struct cfg_addr *a)
+{
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&a->sa;
+
+	if (a->sa.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)&a->sa)->sin_addr.s_addr)
+		        >> 24) == 127;
+	if (a->sa.ss_family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr))
+		return v6->sin6_addr.s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+}
+
 /* [metrics] address: a loopback address, since the endpoint has no
  * authentication of its own. */
 static int set_metrics(const struct keydef *k, const char *v, void *field, char *why,
@@ -746,9 +771,9 @@ static int set_metrics(const struct keydef *k, const char *v, void *field, char 
 
 	if (set_listen(k, v, field, why, whylen) < 0)
 		return -1;
-	if (a->sa.ss_family == AF_INET
-	    ? (ntohl(((const struct sockaddr_in *)(const void *)&a->sa)->sin_addr.s_addr) >> 24) != 127
-	    : !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr)) {
+	/* not v4-mapped: an AF_INET6 socket bound there takes no connections */
+	if (!cfg_addr_is_loopback(a) || (a->sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr))) {
 		snprintf(why, whylen, "is not a loopback address: metrics are served on 127.0.0.1 "
 		         "or [::1] only");
 		return -1;
@@ -967,7 +992,10 @@ static const struct keydef moat_keys[] = {
 	{ "chroot", set_string, CFG_OFF(chroot_dir), 0, 0, 0, NULL },
 	{ "pid_file", set_string, CFG_OFF(pid_file), 0, 0, 0, NULL },
 	{ "allow_root", set_word, CFG_OFF(allow_root), 0, 0, 0, bool_words },
+	{ "route_map", set_string, CFG_OFF(route_map), 0, 0, 0, NULL },
 };
+enum { MK_ROUTE_MAP = 20 };
+_Static_assert(sizeof moat_keys / sizeof *moat_keys == MK_ROUTE_MAP + 1, "route_map's index");
 
 static const struct keydef metrics_keys[] = {
 	{ "address", set_metrics, CFG_OFF(metrics_address), 1, 0, 0, NULL },
@@ -995,15 +1023,33 @@ static const struct keydef cert_keys[] = {
 	[TK_KEY] = { "key", set_string, CRT_OFF(key), 1, 0, 0, NULL },
 };
 
+#define BK_OFF(f)   offsetof(struct cfg_backend, f)
+
+enum { BK_IMAP, BK_POP3, BK_FORWARD, BK_INTERVAL, BK_TIMEOUT, BK_STRIP, BK_ADD, BK_INSECURE };
+
+static const struct keydef backend_keys[] = {
+	[BK_IMAP] = { "imap", set_backend, BK_OFF(addr[CFG_PROTO_IMAP]), 0, 0, 0, NULL },
+	[BK_POP3] = { "pop3", set_backend, BK_OFF(addr[CFG_PROTO_POP3]), 0, 0, 0, NULL },
+	[BK_FORWARD] = { "forward", set_word, BK_OFF(forward), 0, 0, 0, forward_words },
+	[BK_INTERVAL] = { "check_interval", set_duration, BK_OFF(check_interval_ms), 0, 0,
+	                  86400000, NULL },
+	[BK_TIMEOUT] = { "check_timeout", set_duration, BK_OFF(check_timeout_ms), 0, 100, 60000,
+	                 NULL },
+	[BK_STRIP] = { "strip_domain", set_word, BK_OFF(strip_domain), 0, 0, 0, bool_words },
+	[BK_ADD] = { "add_domain", set_text, BK_OFF(add_domain), 0, 1, 253, NULL },
+	[BK_INSECURE] = { "insecure", set_word, BK_OFF(insecure), 0, 0, 0, bool_words },
+};
+
 enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE,
        LK_GREETING, LK_CAPS, LK_TRANSPARENT, LK_MAXCMD, LK_PREAUTH, LK_FAILDELAY, LK_MAXFAIL,
-       LK_CERTS, LK_CLIENTCERT, LK_CLIENTCA };
+       LK_CERTS, LK_CLIENTCERT, LK_CLIENTCA, LK_BALANCE, LK_INSECURE, LK_PROXY,
+       LK_PROXY_TRUSTED };
 
 static const struct keydef listener_keys[] = {
 	[LK_ADDRESS] = { "address", set_listen, LST_OFF(address), 1, 0, 0, NULL },
 	[LK_PROTOCOL] = { "protocol", set_word, LST_OFF(protocol), 1, 0, 0, proto_words },
 	[LK_TLS] = { "tls", set_word, LST_OFF(tls), 0, 0, 0, tls_words },
-	[LK_BACKEND] = { "backend", set_backend, LST_OFF(backend), 1, 0, 0, NULL },
+	[LK_BACKEND] = { "backend", set_string, LST_OFF(backend_text), 1, 0, 0, NULL },
 	[LK_HANDSHAKE] = { "handshake_timeout", set_duration, LST_OFF(handshake_timeout_ms), 0,
 	                   1, 0, NULL },
 	[LK_CONNECT] = { "connect_timeout", set_duration, LST_OFF(connect_timeout_ms), 0, 1, 0,
@@ -1023,13 +1069,19 @@ static const struct keydef listener_keys[] = {
 	[LK_CLIENTCERT] = { "client_certificate", set_word, LST_OFF(client_certificate), 0, 0, 0,
 	                    client_cert_words },
 	[LK_CLIENTCA] = { "client_ca", set_string, LST_OFF(client_ca), 0, 0, 0, NULL },
+	[LK_BALANCE] = { "balance", set_word, LST_OFF(balance), 0, 0, 0, balance_words },
+	[LK_INSECURE] = { "insecure", set_word, LST_OFF(insecure), 0, 0, 0, bool_words },
+	[LK_PROXY] = { "proxy_protocol", set_word, LST_OFF(proxy_protocol), 0, 0, 0, bool_words },
+	[LK_PROXY_TRUSTED] = { "proxy_trusted", set_nets, LST_OFF(proxy_trusted), 0, 0,
+	                       CFG_MAX_NETS, NULL },
 };
 
 _Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KEYS &&
                NKEYS(listener_keys) <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
 
 /* The first NSINGLE have one struct sect each in parser.single[]. */
-enum { SECT_MOAT, SECT_TLS, SECT_METRICS, NSINGLE, SECT_LISTENER = NSINGLE, SECT_CERT };
+enum { SECT_MOAT, SECT_TLS, SECT_METRICS, NSINGLE, SECT_LISTENER = NSINGLE, SECT_CERT,
+       SECT_BACKEND };
 _Static_assert(NSINGLE == sizeof ((struct parser *)0)->single /
                sizeof ((struct parser *)0)->single[0], "one struct sect per single section");
 
@@ -1039,6 +1091,7 @@ static const struct sectdef sectdefs[] = {
 	[SECT_METRICS] = { "metrics", 0, metrics_keys, NKEYS(metrics_keys) },
 	[SECT_LISTENER] = { "listener", 1, listener_keys, NKEYS(listener_keys) },
 	[SECT_CERT] = { "certificate", 1, cert_keys, NKEYS(cert_keys) },
+	[SECT_BACKEND] = { "backend", 1, backend_keys, NKEYS(backend_keys) },
 };
 
 /* The name of the i-th section of a named kind, NULL when it has none. */
@@ -1046,7 +1099,19 @@ static const char *named_name(const struct parser *p, const struct sectdef *d, s
 {
 	if (d == &sectdefs[SECT_LISTENER])
 		return i < p->nls ? p->ls[i].l.name : NULL;
+	if (d == &sectdefs[SECT_BACKEND])
+		return i < p->nnamed_bs ? p->bs[i].b.name : NULL;
 	return i < p->ncs ? p->cs[i].c.name : NULL;
+}
+
+/* The header line of the i-th section of a named kind. */
+static int named_line(const struct parser *p, const struct sectdef *d, size_t i)
+{
+	if (d == &sectdefs[SECT_LISTENER])
+		return p->ls[i].l.line;
+	if (d == &sectdefs[SECT_BACKEND])
+		return p->bs[i].b.line;
+	return p->cs[i].c.line;
 }
 
 /* Used in messages: "[tls]" or "[listener imaps]" for the section in use. */
@@ -1069,7 +1134,8 @@ static int check_section_name(struct parser *p, const struct sectdef *d, const c
 
 	if (n == 0) {
 		problem(p, p->line, "[%s] needs a name, e.g. [%s %s]", d->word, d->word,
-		        d == &sectdefs[SECT_LISTENER] ? "imaps" : "rsa");
+		        d == &sectdefs[SECT_LISTENER] ? "imaps"
+		        : d == &sectdefs[SECT_BACKEND] ? "store1" : "rsa");
 		return -1;
 	}
 	if (n > CFG_MAX_NAME) {
@@ -1084,8 +1150,7 @@ static int check_section_name(struct parser *p, const struct sectdef *d, const c
 	for (size_t i = 0; (other = named_name(p, d, i)) != NULL; i++) {
 		if (strlen(other) == n && memcmp(other, name, n) == 0) {
 			problem(p, p->line, "duplicate section [%s %.*s] (first at line %d)", d->word,
-			        (int)n, name, d == &sectdefs[SECT_LISTENER] ? p->ls[i].l.line
-			                                                    : p->cs[i].c.line);
+			        (int)n, name, named_line(p, d, i));
 			return -1;
 		}
 	}
@@ -1140,6 +1205,39 @@ static int open_certificate(struct parser *p, const char *name, size_t n)
 	return 0;
 }
 
+/* A backend with its defaults (name copied), appended to the drafts. */
+static struct bdraft *add_backend(struct parser *p, const char *name, size_t n, int line)
+{
+	struct bdraft *d;
+
+	if (grow(p, (void **)&p->bs, p->nbs, &p->capbs, sizeof *p->bs) < 0)
+		return NULL;
+	d = &p->bs[p->nbs];
+	memset(d, 0, sizeof *d);
+	d->b.name = strndup(name, n);
+	if (!d->b.name) {
+		p->probs.oom = 1;
+		return NULL;
+	}
+	d->b.line = line;
+	d->b.check_interval_ms = 10 * 1000;
+	d->b.check_timeout_ms = 5 * 1000;
+	d->s.line = line;
+	p->nbs++;
+	return d;
+}
+
+/* Runs for a [backend NAME] header (they all come before any inline
+ * backend, which the checks add). */
+static int open_backend(struct parser *p, const char *name, size_t n)
+{
+	if (check_section_name(p, &sectdefs[SECT_BACKEND], name, n) < 0 ||
+	    !add_backend(p, name, n, p->line))
+		return -1;
+	p->cur_named = p->nnamed_bs++;
+	return 0;
+}
+
 /* Runs for a [listener NAME] header: adds a listener with its defaults. */
 static int open_listener(struct parser *p, const char *name, size_t n)
 {
@@ -1164,6 +1262,10 @@ static int open_listener(struct parser *p, const char *name, size_t n)
 	d->l.preauth_timeout_ms = 60 * 1000;
 	d->l.auth_failure_delay_ms = 2 * 1000;
 	d->l.max_auth_failures = 3;
+	/* a load balancer on this host */
+	parse_net("127.0.0.0/8", 11, &d->l.proxy_trusted.v[0]);
+	parse_net("::1", 3, &d->l.proxy_trusted.v[1]);
+	d->l.proxy_trusted.n = 2;
 	d->s.line = p->line;
 	p->cur_named = p->nls++;
 	return 0;
@@ -1213,7 +1315,8 @@ static void open_section(struct parser *p, const char *text, size_t n)
 			return;
 		}
 		if (i == SECT_LISTENER ? open_listener(p, rest, rlen)
-		    : i == SECT_CERT ? open_certificate(p, rest, rlen) : open_single(p, (int)i))
+		    : i == SECT_CERT ? open_certificate(p, rest, rlen)
+		    : i == SECT_BACKEND ? open_backend(p, rest, rlen) : open_single(p, (int)i))
 			return;
 		p->cur = CUR_SECTION;
 		p->cur_def = d;
@@ -1325,6 +1428,9 @@ static void set_key(struct parser *p, const char *name, const char *value)
 	} else if (d == &sectdefs[SECT_CERT]) {
 		s = &p->cs[p->cur_named].s;
 		base = &p->cs[p->cur_named].c;
+	} else if (d == &sectdefs[SECT_BACKEND]) {
+		s = &p->bs[p->cur_named].s;
+		base = &p->bs[p->cur_named].b;
 	} else {
 		s = &p->single[d - sectdefs];
 		base = p->c;
@@ -1521,19 +1627,145 @@ static void check_addresses(struct parser *p)
 	}
 }
 
+/* Check: each [backend NAME] has an address, a plausible add_domain,
+ * and is on this host or marked insecure. */
+static void check_backends(struct parser *p)
+{
+	for (size_t i = 0; i < p->nnamed_bs; i++) {
+		struct bdraft *d = &p->bs[i];
+		struct cfg_backend *b = &d->b;
+		if (!d->s.seen[BK_IMAP] && !d->s.seen[BK_POP3])
+			problem(p, d->s.line, "[backend %s] needs an address: imap = HOST:PORT "
+			        "and/or pop3 = HOST:PORT", b->name);
+		if (b->add_domain && strpbrk(b->add_domain, "@ \t\"()<>,;:"))
+			problem(p, d->s.seen[BK_ADD], "add_domain: '%.*s' is not a domain name",
+			        CFG_SHOW, b->add_domain);
+		for (int pr = 0; pr < 2; pr++) {
+			int k = pr == CFG_PROTO_IMAP ? BK_IMAP : BK_POP3;
+			b->addr_line[pr] = d->s.seen[k];
+			if (d->s.seen[k] && !d->s.bad[k] && !b->insecure &&
+			    !cfg_addr_is_loopback(&b->addr[pr]))
+				problem(p, d->s.seen[k], "[backend %s] %s = %s is not on this host: "
+				        "moat would send passwords to it in clear; set insecure = yes "
+				        "if that network is trusted", b->name, backend_keys[k].name,
+				        b->addr[pr].text);
+		}
+	}
+}
+
+/* Index of [backend NAME] in p->bs, or -1. */
+static long backend_index(const struct parser *p, const char *name, size_t len)
+{
+	for (size_t i = 0; i < p->nnamed_bs; i++)
+		if (strlen(p->bs[i].b.name) == len && memcmp(p->bs[i].b.name, name, len) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Used by check_listener_backends(): backend = HOST:PORT becomes a
+ * backend of its own, named by the address, without health checks. */
+static void inline_backend(struct parser *p, struct ldraft *d, int line)
+{
+	struct cfg_listener *l = &d->l;
+	struct bdraft *b;
+	struct cfg_addr a;
+	const char *why = NULL;
+
+	if (cfg_parse_addr(l->backend_text, &a, &why) < 0 || addr_is_any(&a)) {
+		if (why)
+			problem(p, line, "backend: '%.*s' is not a valid address: %s", CFG_SHOW,
+			        l->backend_text, why);
+		else
+			problem(p, line, "backend: '%.*s' is a wildcard; a backend needs a specific "
+			        "address", CFG_SHOW, l->backend_text);
+		return;
+	}
+	if (!l->insecure && !cfg_addr_is_loopback(&a))
+		problem(p, line, "backend: %s is not on this host: moat would send passwords to it "
+		        "in clear; set insecure = yes in [listener %s] if that network is trusted",
+		        a.text, l->name);
+	b = add_backend(p, a.text, strlen(a.text), line);
+	if (!b)
+		return;
+	b->b.is_inline = 1;
+	b->b.check_interval_ms = 0;
+	b->b.insecure = l->insecure;
+	b->b.addr[l->protocol] = a;
+	b->b.addr_line[l->protocol] = line;
+	l->bk[0] = p->nbs - 1;
+	l->nbk = 1;
+}
+
+/* Check: each listener's backend = is an address or a list of [backend]
+ * names that have an address for its protocol. */
+static void check_listener_backends(struct parser *p)
+{
+	for (size_t i = 0; i < p->nls; i++) {
+		struct ldraft *d = &p->ls[i];
+		struct cfg_listener *l = &d->l;
+		int line = d->s.seen[LK_BACKEND];
+		const char *v = l->backend_text, *item;
+		size_t len;
+
+		if (!key_ok(d, LK_BACKEND))
+			continue;
+		l->bk = calloc(p->nnamed_bs + 1, sizeof *l->bk);
+		if (!l->bk) {
+			p->probs.oom = 1;
+			return;
+		}
+		if (strchr(v, ':')) {
+			inline_backend(p, d, line);
+			continue;
+		}
+		while ((item = next_item(&v, &len, 0)) != NULL) {
+			long bi = backend_index(p, item, len);
+			int dup = 0;
+			if (bi < 0) {
+				problem(p, line, "backend: no [backend %.*s] section (an address needs "
+				        "its port, HOST:PORT)", (int)(len > 64 ? 64 : len), item);
+				continue;
+			}
+			for (size_t j = 0; j < l->nbk; j++)
+				dup |= l->bk[j] == (size_t)bi;
+			if (dup) {
+				problem(p, line, "backend: '%.*s' is listed twice", (int)len, item);
+				continue;
+			}
+			if (!p->bs[bi].b.addr[l->protocol].sa.ss_family && !p->bs[bi].s.bad[
+			    l->protocol == CFG_PROTO_IMAP ? BK_IMAP : BK_POP3]) {
+				problem(p, line, "backend: [backend %s] (line %d) has no %s address for "
+				        "[listener %s]", p->bs[bi].b.name, p->bs[bi].b.line,
+				        cfg_proto_name(l->protocol), l->name);
+				continue;
+			}
+			l->bk[l->nbk++] = (size_t)bi;
+		}
+		if (l->nbk == 0 && !strpbrk(l->backend_text, ":"))
+			problem(p, line, "backend: names no usable backend");
+	}
+}
+
 /* Check: no backend is one of moat's own listening addresses. */
 static void check_loops(struct parser *p)
 {
 	for (size_t j = 0; j < p->nls; j++) {
-		const struct ldraft *b = &p->ls[j];
-		for (size_t i = 0; i < p->nls && key_ok(b, LK_BACKEND); i++) {
-			const struct ldraft *a = &p->ls[i];
-			if (!key_ok(a, LK_ADDRESS) || !addr_same(&a->l.address, &b->l.backend))
-				continue;
-			problem(p, b->s.seen[LK_BACKEND],
-			        "backend '%s' is the address of [listener %s]; moat would connect "
-			        "to itself", b->l.backend.text, a->l.name);
-			break;
+		struct ldraft *b = &p->ls[j];
+		for (size_t k = 0; k < b->l.nbk; k++) {
+			const struct cfg_backend *be = &p->bs[b->l.bk[k]].b;
+			const struct cfg_addr *ba = &be->addr[b->l.protocol];
+			if (k == 0)
+				b->l.backend = *ba;
+			for (size_t i = 0; i < p->nls; i++) {
+				const struct ldraft *a = &p->ls[i];
+				if (!key_ok(a, LK_ADDRESS) || !addr_same(&a->l.address, ba))
+					continue;
+				problem(p, be->is_inline ? b->s.seen[LK_BACKEND]
+				                         : be->addr_line[b->l.protocol],
+				        "backend '%s' is the address of [listener %s]; moat would "
+				        "connect to itself", ba->text, a->l.name);
+				break;
+			}
 		}
 	}
 }
@@ -1554,8 +1786,8 @@ static void resolve_workers(struct parser *p)
 }
 
 static void (*const checks[])(struct parser *) = {
-	check_tls, check_listeners, check_listener_tls, check_addresses, check_loops,
-	resolve_workers,
+	check_tls, check_listeners, check_listener_tls, check_addresses, check_backends,
+	check_listener_backends, check_loops, resolve_workers,
 };
 
 /* ---- parse, load, free ---- */
@@ -1606,10 +1838,37 @@ static int move_certs(struct parser *p)
 	return 0;
 }
 
+/* Runs on success: the backends move from the drafts into the cfg. */
+static int move_backends(struct parser *p)
+{
+	struct cfg *c = p->c;
+
+	if (p->nbs == 0)
+		return 0;
+	c->backends = calloc(p->nbs, sizeof *c->backends);
+	if (!c->backends)
+		return -1;
+	for (size_t i = 0; i < p->nbs; i++) {
+		c->backends[i] = p->bs[i].b;
+		memset(&p->bs[i].b, 0, sizeof p->bs[i].b);
+	}
+	c->nbackends = p->nbs;
+	return 0;
+}
+
+/* Frees what a backend owns (its struct stays). */
+static void backend_free(struct cfg_backend *b)
+{
+	free(b->name);
+	free(b->add_domain);
+}
+
 /* Frees what a listener owns (its struct stays). */
 static void listener_free(struct cfg_listener *l)
 {
 	free(l->name);
+	free(l->backend_text);
+	free(l->bk);
 	free(l->greeting);
 	free(l->capabilities);
 	free(l->certificates);
@@ -1634,6 +1893,9 @@ static void parser_free(struct parser *p)
 	for (size_t i = 0; i < p->ncs; i++)
 		cert_free(&p->cs[i].c);
 	free(p->cs);
+	for (size_t i = 0; i < p->nbs; i++)
+		backend_free(&p->bs[i].b);
+	free(p->bs);
 	problems_free(&p->probs);
 	cfg_free(p->c);
 }
@@ -1713,7 +1975,9 @@ static int parse_buffer(const char *buf, size_t len, const char *file, struct cf
 	p.c->certificate_line = p.single[SECT_TLS].seen[TK_CERT];
 	p.c->key_line = p.single[SECT_TLS].seen[TK_KEY];
 	p.c->tls_line = p.single[SECT_TLS].line;
-	if (p.probs.n == 0 && !p.probs.oom && (move_listeners(&p) < 0 || move_certs(&p) < 0))
+	p.c->route_map_line = p.single[SECT_MOAT].seen[MK_ROUTE_MAP];
+	if (p.probs.n == 0 && !p.probs.oom && (move_listeners(&p) < 0 || move_certs(&p) < 0 ||
+	                                       move_backends(&p) < 0))
 		p.probs.oom = 1;
 	if (p.probs.n || p.probs.oom) {
 		*errors = problems_join(&p);
@@ -1825,6 +2089,10 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->ncerts; i++)
 		cert_free(&c->certs[i]);
 	free(c->certs);
+	for (size_t i = 0; i < c->nbackends; i++)
+		backend_free(&c->backends[i]);
+	free(c->backends);
+	free(c->route_map);
 	free(c->certificate);
 	free(c->key);
 	free(c->user);

@@ -29,6 +29,8 @@ enum cfg_client_cert { CFG_CLIENT_NONE = 0, CFG_CLIENT_OPTIONAL, CFG_CLIENT_REQU
 enum cfg_key_perms { CFG_KEYPERM_AUTO = 0, CFG_KEYPERM_STRICT, CFG_KEYPERM_WARN };
 enum cfg_log_format { CFG_LOG_KV = 0, CFG_LOG_JSON };
 enum cfg_log_target { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
+enum cfg_forward { CFG_FWD_NONE = 0, CFG_FWD_PROXY_V1, CFG_FWD_PROXY_V2, CFG_FWD_NATIVE };
+enum cfg_balance { CFG_BAL_ORDER = 0, CFG_BAL_LEAST_CONN };
 enum cfg_facility { CFG_FAC_MAIL = 0, CFG_FAC_DAEMON, CFG_FAC_USER, CFG_FAC_LOCAL0,
                     CFG_FAC_LOCAL1, CFG_FAC_LOCAL2, CFG_FAC_LOCAL3, CFG_FAC_LOCAL4,
                     CFG_FAC_LOCAL5, CFG_FAC_LOCAL6, CFG_FAC_LOCAL7 };
@@ -73,6 +75,23 @@ struct cfg_cert {
 	int certificate_line, key_line;
 };
 
+/* A mail store: a [backend NAME] section, or an address written as a
+ * listener's backend (named by that address, no health checks). A
+ * listener connects to the address of its own protocol. */
+struct cfg_backend {
+	char *name;
+	int line;                     /* of the section header, or the listener's backend = */
+	int is_inline;                /* from a listener's backend = ADDRESS */
+	struct cfg_addr addr[2];      /* by enum cfg_proto; sa.ss_family 0: none */
+	int addr_line[2];
+	enum cfg_forward forward;     /* how the client's address reaches it */
+	uint32_t check_interval_ms;   /* health checks; 0: none */
+	uint32_t check_timeout_ms;
+	int strip_domain;             /* login name sent without "@domain" */
+	char *add_domain;             /* "@add_domain" appended when it has none */
+	int insecure;                 /* plaintext to another host allowed */
+};
+
 /* One [listener NAME] section. */
 struct cfg_listener {
 	char *name;
@@ -80,7 +99,14 @@ struct cfg_listener {
 	struct cfg_addr address;
 	enum cfg_proto protocol;
 	enum cfg_tls_mode tls;
-	struct cfg_addr backend;
+	char *backend_text;           /* backend = as written */
+	struct cfg_addr backend;      /* the first backend's address, for probes */
+	size_t *bk;                   /* its backends, indexes into cfg->backends, in order */
+	size_t nbk;
+	enum cfg_balance balance;
+	int insecure;                 /* an inline backend may be plaintext to another host */
+	int proxy_protocol;           /* a PROXY v1/v2 header comes first ... */
+	struct cfg_nets proxy_trusted; /* ... from these sources only */
 	uint32_t handshake_timeout_ms;
 	uint32_t connect_timeout_ms;
 	uint32_t idle_timeout_ms;     /* after the relay starts */
@@ -128,6 +154,8 @@ struct cfg {
 	int allow_root;                  /* may keep running as root */
 	/* [metrics] */
 	struct cfg_addr metrics_address; /* family 0: no metrics */
+	char *route_map;                 /* per-user routing map file; NULL: none */
+	int route_map_line;
 	/* [tls] */
 	char *certificate;
 	char *key;
@@ -145,6 +173,9 @@ struct cfg {
 	/* every certificate: [0] is [tls]'s, then [certificate NAME]s in order */
 	struct cfg_cert *certs;
 	size_t ncerts;
+	/* [backend NAME]s, then the listeners' inline addresses */
+	struct cfg_backend *backends;
+	size_t nbackends;
 	/* [listener NAME] ... */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
@@ -177,5 +208,8 @@ int cfg_parse_duration(const char *s, uint32_t *ms);
 int cfg_parse_size(const char *s, uint32_t *bytes);
 
 const char *cfg_proto_name(enum cfg_proto p);
+
+/* Whether the address is on this host (127.0.0.0/8, ::1, v4-mapped). */
+int cfg_addr_is_loopback(const struct cfg_addr *a);
 
 #endif /* MOAT_CFG_H */

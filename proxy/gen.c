@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pop3.h"
 #include "probe.h"
+#include "route.h"
 
 /* Problems found while building, as cfg reports them. */
 struct report {
@@ -68,6 +69,8 @@ static void gen_free(struct gen *g)
 			tls_cert_free(g->certs[i]);   /* wipes the keys */
 	free(g->certs);
 	free(g->rt);
+	free(g->backends);
+	route_map_free(g->routes);
 	free(g->slot);
 	cfg_free(g->cfg);
 	free(g);
@@ -301,6 +304,63 @@ static void listener_dialogue(struct gen *g, const struct gen *prev, int flags, 
 		listener_caps(l, rt, prev);
 }
 
+/* Backends that kept their name and addresses keep their health; the
+ * route map is read (its backends are the [backend NAME] sections, which
+ * come first in cfg->backends). */
+static void backends_state(struct report *r, struct gen *g, const struct gen *prev)
+{
+	const struct cfg *c = g->cfg;
+	const char **names;
+	size_t nnamed = 0;
+	char *errs = NULL;
+
+	for (size_t i = 0; i < c->nbackends; i++) {
+		const struct cfg_backend *b = &c->backends[i];
+		for (size_t j = 0; prev && j < prev->cfg->nbackends; j++) {
+			const struct cfg_backend *o = &prev->cfg->backends[j];
+			if (strcmp(o->name, b->name) != 0)
+				continue;
+			for (int pr = 0; pr < 2; pr++)
+				if (strcmp(o->addr[pr].text, b->addr[pr].text) == 0)
+					atomic_store(&g->backends[i].down[pr],
+					             atomic_load(&prev->backends[j].down[pr]));
+			break;
+		}
+		if (!b->is_inline)
+			nnamed = i + 1;
+		for (int pr = 0; pr < 2; pr++)
+			if (b->insecure && b->addr[pr].sa.ss_family && !cfg_addr_is_loopback(&b->addr[pr]))
+				log_msg(LOG_LVL_WARN, "event=insecure_backend backend=%s address=%s "
+				        "message=\"plaintext to another host: passwords cross the network "
+				        "in clear\"", b->name, b->addr[pr].text);
+	}
+	if (!c->route_map)
+		return;
+	names = calloc(nnamed + 1, sizeof *names);
+	if (!names) {
+		report(r, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < nnamed; i++)
+		names[i] = c->backends[i].name;
+	if (route_map_load(c->route_map, names, nnamed, &g->routes, &errs) != 0) {
+		/* route.c's lines name the map file: one report each */
+		for (char *line = errs, *nl; line && *line; line = nl) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl++ = '\0';
+			report(r, c->route_map_line, "route_map: %s", line);
+		}
+		if (!errs)
+			report(r, c->route_map_line, "route_map: out of memory");
+	} else {
+		log_msg(LOG_LVL_INFO, "event=route_map file=%s entries=%zu", c->route_map,
+		        route_map_entries(g->routes));
+	}
+	free(errs);
+	free(names);
+}
+
 /* Socket i serves the listener with the name it had at startup. */
 static int map_slots(struct gen *g, const struct gen *prev)
 {
@@ -346,7 +406,8 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 	r.f = open_memstream(&r.text, &r.size);
 	g->certs = calloc(g->cfg->ncerts, sizeof *g->certs);
 	g->rt = calloc(g->cfg->nlisteners, sizeof *g->rt);
-	if (!r.f || !g->certs || !g->rt) {
+	g->backends = calloc(g->cfg->nbackends + 1, sizeof *g->backends);
+	if (!r.f || !g->certs || !g->rt || !g->backends) {
 		if (r.f)
 			fclose(r.f);
 		free(r.text);
@@ -355,6 +416,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 		return -1;
 	}
 	load_certs(&r, g);
+	backends_state(&r, g, prev);
 	for (size_t i = 0; r.n == 0 && i < g->cfg->nlisteners; i++)
 		listener_tls(&r, g, prev, i);
 	for (size_t i = 0; r.n == 0 && i < g->cfg->nlisteners; i++)

@@ -38,6 +38,17 @@ struct listener_rt {
 	tls_tickets *tickets;         /* NULL: no resumption */
 };
 
+/* A backend's state, shared by the workers (atomics). Health checks on
+ * main's loop and failed connects in the workers mark it down; checks
+ * mark it up again. A new generation takes over the state of backends
+ * that kept their name and address. */
+struct backend_rt {
+	atomic_int down[2];           /* by enum cfg_proto: failed its last check or connect */
+	atomic_uint conns;            /* sessions connected to it now (least-conn) */
+};
+
+struct route_map;
+
 struct gen {
 	atomic_int refs;
 	unsigned id;                  /* 1 at startup, +1 per reload */
@@ -46,6 +57,8 @@ struct gen {
 	size_t *slot;                 /* slot[i]: listener using socket i */
 	tls_cert **certs;             /* as in cfg->certs */
 	struct limit_cfg limits;      /* cfg's limits, as limit.c takes them */
+	struct backend_rt *backends;  /* as in cfg->backends */
+	struct route_map *routes;     /* route_map's file; NULL: none */
 };
 
 /* What gen_build() does besides reading and loading. */

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "gen.h"
+#include "health.h"
 #include "limit.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,6 +43,7 @@ struct daemon {
 	uv_signal_t sig[3];
 	uv_timer_t drain;             /* stopping: waits for the workers */
 	struct metrics *metrics;
+	struct health *health;        /* backend checks of the current generation */
 	struct metrics_src msrc;
 	int stopping;
 	char *pid_file;               /* written at startup, removed at exit */
@@ -110,6 +112,8 @@ static void reload(struct daemon *d)
 	}
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_set_gen(&d->workers[i], g);
+	health_stop(d->health);
+	d->health = health_start(&d->loop, g);
 	gen_unref(d->gen);
 	d->gen = g;
 	d->msrc.reloads_ok++;
@@ -127,6 +131,8 @@ static void close_main(struct daemon *d)
 			uv_close((uv_handle_t *)&d->sig[i], NULL);
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
+	health_stop(d->health);
+	d->health = NULL;
 }
 
 /* While draining: once every worker is done, main is done too. */
@@ -257,7 +263,7 @@ static void log_ready(const struct daemon *d)
 		const struct cfg_listener *l = &c->listeners[i];
 		log_msg(LOG_LVL_INFO, "event=listening listener=%s address=%s protocol=%s "
 		        "tls=%s backend=%s", l->name, l->address.text, cfg_proto_name(l->protocol),
-		        l->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls", l->backend.text);
+		        l->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls", l->backend_text);
 	}
 	if (c->metrics_address.sa.ss_family)
 		log_msg(LOG_LVL_INFO, "event=listening listener=metrics address=%s",
@@ -286,6 +292,7 @@ static int run(struct daemon *d)
 		status = 1;
 	} else {
 		log_ready(d);
+		d->health = health_start(&d->loop, d->gen);
 	}
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	for (unsigned i = 0; i < d->nworkers; i++) {

@@ -12,6 +12,7 @@
  */
 #include "sess_int.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "pop3.h"
 #include "pop3_backend.h"
+#include "route.h"
 
 /* Client plaintext moat holds before login: one command in progress plus
  * what was pipelined behind a LOGIN. */
@@ -102,18 +104,72 @@ static enum dlg_act dlg_login_done(struct preauth *pa, enum dlg_login r)
 
 /* ---- the backend login, whichever protocol ---- */
 
-static int bl_start(struct preauth *pa)
+/* The address as text, without brackets or port. */
+static const char *ip_text(const struct sockaddr_in6 *sa, char *buf, size_t size)
 {
-	const struct dlg_cred *c = dlg_cred(pa);
+	const void *a = sa->sin6_family == AF_INET
+	                ? (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr
+	                : (const void *)&sa->sin6_addr;
 
+	if (!inet_ntop(sa->sin6_family, a, buf, (socklen_t)size))
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+/* The port, either family (same offset in both). */
+static unsigned port_of(const struct sockaddr_in6 *sa)
+{
+	return ntohs(sa->sin6_port);
+}
+
+/* forward = native: the client's address goes in IMAP ID (Dovecot's
+ * x-originating-ip convention) or POP3 XCLIENT. */
+static int bl_forward(struct sess *s, struct preauth *pa)
+{
+	char ip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN], t[400];
+
+	ip_text(&s->peer, ip, sizeof ip);
+	if (pa->pop3) {
+		snprintf(t, sizeof t, "ADDR=%s PORT=%u", ip, port_of(&s->peer));
+		return pop3_bl_set_xclient(&pa->bl->pop3, t);
+	}
+	snprintf(t, sizeof t, "(\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+	         "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\")", ip,
+	         port_of(&s->peer), ip_text(&s->local, lip, sizeof lip), port_of(&s->local));
+	return imap_bl_set_id(&pa->bl->imap, t);
+}
+
+/* Starts the backend login once connected: the credentials, the login
+ * name rewritten for this backend, the client's address if it wants it. */
+static int bl_start(struct sess *s)
+{
+	struct preauth *pa = s->pa;
+	const struct dlg_cred *c = dlg_cred(pa);
+	const struct cfg_backend *b = &s->gen->cfg->backends[s->bk];
+	char user[DLG_CRED_MAX + 1];
+	size_t ulen = c->user_len;
+	int rc;
+
+	if (b->strip_domain || b->add_domain) {
+		if (route_rewrite_user(c->user, c->user_len, b->strip_domain, b->add_domain, user,
+		                       sizeof user, &ulen) != 0)
+			return -1;
+	} else {
+		memcpy(user, c->user, c->user_len);
+	}
 	pa->bl = malloc(sizeof *pa->bl);
 	if (!pa->bl)
 		return -1;
 	if (pa->pop3)
-		return pop3_bl_init(&pa->bl->pop3, c->authzid, c->authzid_len, c->user,
-		                    c->user_len, c->pass, c->pass_len);
-	return imap_bl_init(&pa->bl->imap, c->authzid, c->authzid_len, c->user, c->user_len,
-	                    c->pass, c->pass_len);
+		rc = pop3_bl_init(&pa->bl->pop3, c->authzid, c->authzid_len, user, ulen, c->pass,
+		                  c->pass_len);
+	else
+		rc = imap_bl_init(&pa->bl->imap, c->authzid, c->authzid_len, user, ulen, c->pass,
+		                  c->pass_len);
+	explicit_bzero(user, sizeof user);
+	if (rc == 0 && b->forward == CFG_FWD_NATIVE)
+		rc = bl_forward(s, pa);
+	return rc;
 }
 
 /* Ends the backend login, keeping its text (OK text or reason). */
@@ -234,9 +290,10 @@ static void log_login(struct sess *s, const char *result, const char *why)
 	char p[64], u[160], r[200], cc[300];
 	const char *subject = s->tls_up ? tls_peer_subject(s->tls) : "";
 
-	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s%s%s%s%s",
+	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s "
+	        "backend=%s%s%s%s%s",
 	        s->l->name, sess_peer(s, p, sizeof p), log_quote(u, sizeof u, c->user),
-	        c->mech ? c->mech : "-", result, why ? " reason=" : "",
+	        c->mech ? c->mech : "-", result, backend_name(s), why ? " reason=" : "",
 	        why ? log_quote(r, sizeof r, why) : "", *subject ? " client_cert=" : "",
 	        *subject ? log_quote(cc, sizeof cc, subject) : "");
 }
@@ -258,9 +315,12 @@ static void start_login(struct sess *s)
 		answer(s);
 		return;
 	}
-	if (bl_start(s->pa) != 0) {
-		preauth_backend_failed(s, UV_ENOMEM, "out of memory");
-		return;
+	s->tried = 0;
+	s->route = -1;
+	if (s->gen->routes) {
+		const struct dlg_cred *c = dlg_cred(s->pa);
+		long r = route_lookup(s->gen->routes, c->user, c->user_len);
+		s->route = (int16_t)r;
 	}
 	uv_read_stop((uv_stream_t *)&s->client);
 	s->client_paused = 1;
@@ -449,8 +509,7 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 	char r[160];
 
 	log_msg(LOG_LVL_WARN, "event=backend_error listener=%s backend=%s error=%s",
-	        s->l->name, s->l->backend.text,
-	        log_quote(r, sizeof r, why ? why : uv_strerror(err)));
+	        s->l->name, backend_name(s), log_quote(r, sizeof r, why ? why : uv_strerror(err)));
 	log_login(s, "unavailable", why ? why : uv_strerror(err));
 	stat_add(&sess_stats(s)->logins[STL_UNAVAILABLE], 1);
 	stat_add(&sess_stats(s)->backend_errors, 1);
@@ -465,6 +524,10 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 
 void preauth_connected(struct sess *s)
 {
+	if (bl_start(s) != 0) {
+		preauth_backend_failed(s, UV_ENOMEM, "the login does not fit for this backend");
+		return;
+	}
 	uv_read_start((uv_stream_t *)&s->backend, sess_alloc, on_login_read);
 }
 
@@ -552,7 +615,10 @@ void preauth_timer(struct sess *s)
 		sess_finish(s, "pre-auth timeout");
 		break;
 	case SESS_LOGIN:
-		preauth_backend_failed(s, UV_ETIMEDOUT, "backend login timed out");
+		if (!s->bk_up)
+			backend_connect_failed(s, UV_ETIMEDOUT, "connect timed out");
+		else
+			preauth_backend_failed(s, UV_ETIMEDOUT, "backend login timed out");
 		break;
 	case SESS_AUTH_DELAY:
 		answer(s);

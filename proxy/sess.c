@@ -8,6 +8,7 @@
 
 #include "imap_capf.h"
 #include "log.h"
+#include "proxyp.h"
 
 /* After sess_finish, the last bytes get this long to reach the client. */
 #define LINGER_MS 5000
@@ -38,6 +39,7 @@ static const char *const state_names[] = {
 };
 
 static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void proxy_input(struct sess *s, const uint8_t *p, size_t n);
 static void on_client_drained(struct outq *q, int status);
 static int tls_send(void *ctx, const uint8_t *buf, size_t len);
 
@@ -89,7 +91,10 @@ static void on_timer(uv_timer_t *t)
 		sess_close(s, "handshake timeout");
 		break;
 	case SESS_CONNECT:
-		backend_fail(s, UV_ETIMEDOUT);
+		if (!s->bk_up)
+			backend_connect_failed(s, UV_ETIMEDOUT, "connect timed out");
+		else
+			backend_fail(s, UV_ETIMEDOUT);
 		break;
 	case SESS_PREAUTH:
 	case SESS_LOGIN:
@@ -255,6 +260,7 @@ void sess_close(struct sess *s, const char *reason)
 	if (s->counted)
 		limit_disconnect(w->limits, &s->gen->limits, (const struct sockaddr *)&s->peer,
 		                 s->tracked);
+	backend_release(s);
 	if (w->sbuf_owner == s) {
 		w->sbuf_owner = NULL;
 		w->sbuf_len = 0;
@@ -583,6 +589,10 @@ static void on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	s->active_ms = uv_now(&s->w->loop);
+	if (s->state == SESS_ACCEPTED) {
+		proxy_input(s, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
 	if (!s->tls_on) {
 		/* a STARTTLS listener before TLS: moat's dialogue, in clear */
 		sess_count_in(s, (uint64_t)nread);
@@ -655,6 +665,100 @@ static int check_limits(struct sess *s)
 	return 0;
 }
 
+/* The session starts for real: moat greets a STARTTLS client, or the
+ * TLS handshake begins (with what arrived behind a PROXY header). */
+static void begin(struct sess *s)
+{
+	if (s->l->tls == CFG_TLS_STARTTLS) {
+		/* in clear until STARTTLS: moat greets and holds the dialogue */
+		uint8_t *early = s->stash;
+		size_t n = s->stash_len;
+
+		s->stash = NULL;
+		s->stash_len = 0;
+		if (preauth_begin(s) != 0) {
+			free(early);
+			sess_close(s, "out of memory");
+			return;
+		}
+		preauth_greet(s);
+		if (n && !s->closing) {
+			sess_count_in(s, n);
+			preauth_input(s, early, n);
+		}
+		free(early);
+		return;
+	}
+	s->tls = tls_conn_new(s->rt->tls, tls_send, s);
+	if (!s->tls) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	s->tls_on = 1;
+	sess_enter(s, SESS_HANDSHAKE);
+	if (s->stash_len) {
+		tls_conn_input(s->tls, s->stash, s->stash_len);
+		client_input(s);
+	}
+}
+
+/* Logs why a PROXY protocol connection is refused, and closes it. */
+static void proxy_refused(struct sess *s, const char *why)
+{
+	char p[64], r[160];
+
+	log_msg(LOG_LVL_WARN, "event=proxy_error listener=%s client=%s reason=%s", s->l->name,
+	        sess_peer(s, p, sizeof p), log_quote(r, sizeof r, why));
+	sess_close(s, "PROXY protocol error");
+}
+
+/* Copies a sockaddr_storage of either family into a session address. */
+static void take_addr(struct sockaddr_in6 *dst, const struct sockaddr_storage *src)
+{
+	memset(dst, 0, sizeof *dst);
+	memcpy(dst, src, src->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                           : sizeof(struct sockaddr_in6));
+}
+
+/* Bytes from a load balancer before its PROXY header is complete: the
+ * header gives the client's own address (for limits, logs, forwarding),
+ * what follows it is the client's. */
+static void proxy_input(struct sess *s, const uint8_t *p, size_t n)
+{
+	struct proxyp_result r;
+	enum proxyp_rc rc;
+	uint8_t *m = realloc(s->stash, s->stash_len + n);
+
+	if (!m) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	memcpy(m + s->stash_len, p, n);
+	s->stash = m;
+	s->stash_len += n;
+	rc = proxyp_parse(s->stash, s->stash_len, &r);
+	if (rc == PROXYP_NEED_MORE)
+		return;
+	if (rc == PROXYP_BAD) {
+		proxy_refused(s, r.why);
+		return;
+	}
+	if (r.has_addr) {
+		take_addr(&s->peer, &r.src);
+		take_addr(&s->local, &r.dst);
+	}
+	s->stash_len -= r.len;
+	memmove(s->stash, s->stash + r.len, s->stash_len);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char c[64];
+		log_msg(LOG_LVL_DEBUG, "event=proxy_header listener=%s client=%s version=%d",
+		        s->l->name, sess_peer(s, c, sizeof c), r.version);
+	}
+	if (check_limits(s) != 0)
+		return;
+	begin(s);
+}
+
 void sess_accept(struct worker_listener *wl)
 {
 	struct worker *w = wl->w;
@@ -672,6 +776,7 @@ void sess_accept(struct worker_listener *wl)
 	s->gen = gen_ref(w->gen);
 	s->l = &s->gen->cfg->listeners[li];
 	s->rt = &s->gen->rt[li];
+	s->bk = s->route = -1;
 	uv_tcp_init(&w->loop, &s->client);
 	s->client.data = s;
 	s->handles = 1;
@@ -686,6 +791,8 @@ void sess_accept(struct worker_listener *wl)
 	s->timer.data = s;
 	s->handles = 2;
 	uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len);
+	len = sizeof s->local;
+	uv_tcp_getsockname(&s->client, (struct sockaddr *)&s->local, &len);
 	uv_tcp_nodelay(&s->client, 1);
 	uv_tcp_keepalive(&s->client, 1, 120);
 	outq_init(&s->to_client, (uv_stream_t *)&s->client, on_client_drained);
@@ -698,23 +805,17 @@ void sess_accept(struct worker_listener *wl)
 	if (++w->nsessions > w->peak_sessions)
 		w->peak_sessions = w->nsessions;
 	stat_add(&sess_stats(s)->accepted, 1);
-	if (check_limits(s) != 0)
+	if (s->l->proxy_protocol) {
+		/* a load balancer's header first; limits apply to the client in it */
+		if (!cfg_net_contains(&s->l->proxy_trusted, (const struct sockaddr *)&s->peer)) {
+			proxy_refused(s, "source not in proxy_trusted");
+			return;
+		}
+		sess_enter(s, SESS_ACCEPTED);
+	} else if (check_limits(s) != 0) {
 		return;
-	if (s->l->tls == CFG_TLS_STARTTLS) {
-		/* in clear until STARTTLS: moat greets and holds the dialogue */
-		if (preauth_begin(s) != 0) {
-			sess_close(s, "out of memory");
-			return;
-		}
-		preauth_greet(s);
 	} else {
-		s->tls = tls_conn_new(s->rt->tls, tls_send, s);
-		if (!s->tls) {
-			sess_close(s, "out of memory");
-			return;
-		}
-		s->tls_on = 1;
-		sess_enter(s, SESS_HANDSHAKE);
+		begin(s);
 	}
 	if (!s->closing)
 		uv_read_start((uv_stream_t *)&s->client, sess_alloc, on_client_read);

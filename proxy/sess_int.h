@@ -51,7 +51,11 @@ struct sess {
 	uint64_t start_ms, active_ms; /* loop time at accept, at last byte */
 	uint64_t bytes_in, bytes_out; /* plaintext from / to the client */
 	const char *reason;           /* why the session ends */
-	struct sockaddr_in6 peer;     /* or sockaddr_in, by family */
+	struct sockaddr_in6 peer;     /* or sockaddr_in, by family: the client */
+	struct sockaddr_in6 local;    /* the address the client connected to */
+	int16_t bk;                   /* backend in use (cfg->backends), -1: none yet */
+	int16_t route;                /* the user's backend from the route map, -1: none */
+	uint32_t tried;               /* bits: candidates tried by this login */
 	enum sess_state state;
 	uint8_t handles;              /* open libuv handles */
 	unsigned closing : 1;         /* sess_close ran */
@@ -69,6 +73,8 @@ struct sess {
 	unsigned counted : 1;         /* limit_connect() counted it */
 	unsigned tracked : 1;         /* ... under its address */
 	unsigned exempt : 1;          /* its address is in limits_exempt */
+	unsigned bk_up : 1;           /* the backend connection is established */
+	unsigned bk_counted : 1;      /* counted in its backend's conns */
 	uint8_t refuse;               /* enum stat_limit + 1: refuse after greeting/handshake */
 };
 
@@ -108,7 +114,16 @@ void preauth_resume(struct sess *s);
 void preauth_bye(struct sess *s);
 
 /* backend.c */
+/* Connects to the next backend to try: the user's routed one, or the
+ * listener's in its balance order, skipping those marked down. */
 void backend_connect(struct sess *s);
+/* The connection to the current backend failed before the login was
+ * sent: mark it down (if it is health-checked) and try the next one. */
+void backend_connect_failed(struct sess *s, int err, const char *why);
+/* Stops counting the session in its backend's connections (sess_close). */
+void backend_release(struct sess *s);
+/* The name of the backend in use, for log lines ("-" before one). */
+const char *backend_name(const struct sess *s);
 void backend_fail(struct sess *s, int err);
 void backend_close(struct sess *s);
 

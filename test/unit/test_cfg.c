@@ -796,6 +796,68 @@ static void check_metrics_localhost(const struct cfg *c)
 	assert_string_equal(c->metrics_address.text, "localhost:9187");
 }
 
+/* Backends: [backend a] at line 4 (imap 5, pop3 6), [backend b] at 7
+ * (imap 8), [listener x] at 9 (address 10, protocol 11, backend 12),
+ * more listener keys from line 13. */
+#define BKS(bk, more) TLS_OK "[backend a]\nimap = 127.0.0.1:1143\npop3 = 127.0.0.1:1110\n" \
+	"[backend b]\nimap = [::1]:2143\n[listener x]\naddress = *:993\nprotocol = imap\n" \
+	"backend = " bk "\n" more
+
+static void check_backends_ab(const struct cfg *c)
+{
+	const struct cfg_listener *l = &c->listeners[0];
+	const struct cfg_backend *a = &c->backends[0], *b = &c->backends[1];
+
+	assert_int_equal(c->nbackends, 2);
+	assert_string_equal(a->name, "a");
+	assert_false(a->is_inline);
+	assert_addr(&a->addr[CFG_PROTO_IMAP], AF_INET, "127.0.0.1", 1143);
+	assert_addr(&a->addr[CFG_PROTO_POP3], AF_INET, "127.0.0.1", 1110);
+	assert_int_equal(a->addr_line[CFG_PROTO_IMAP], 5);
+	assert_int_equal(a->forward, CFG_FWD_NONE);
+	assert_int_equal(a->check_interval_ms, 10000);
+	assert_int_equal(a->check_timeout_ms, 5000);
+	assert_false(a->strip_domain);
+	assert_null(a->add_domain);
+	assert_int_equal(b->addr[CFG_PROTO_POP3].sa.ss_family, 0);
+	assert_int_equal(l->nbk, 2);
+	assert_int_equal(l->bk[0], 1);
+	assert_int_equal(l->bk[1], 0);
+	assert_string_equal(l->backend.text, "[::1]:2143");
+	assert_int_equal(l->balance, CFG_BAL_LEAST_CONN);
+	assert_false(l->proxy_protocol);
+	assert_int_equal(l->proxy_trusted.n, 2);
+}
+
+static void check_backend_keys(const struct cfg *c)
+{
+	const struct cfg_backend *b = &c->backends[2];
+
+	assert_string_equal(b->name, "c");
+	assert_int_equal(b->forward, CFG_FWD_PROXY_V2);
+	assert_int_equal(b->check_interval_ms, 0);
+	assert_int_equal(b->check_timeout_ms, 1500);
+	assert_true(b->strip_domain);
+	assert_string_equal(b->add_domain, "example.org");
+	assert_string_equal(c->route_map, "/etc/moat/routes");
+	assert_int_equal(c->route_map_line, 23);
+	assert_true(c->listeners[0].proxy_protocol);
+	assert_int_equal(c->listeners[0].proxy_trusted.n, 1);
+}
+
+static void check_inline_backend(const struct cfg *c)
+{
+	const struct cfg_listener *l = &c->listeners[0];
+	const struct cfg_backend *b = &c->backends[l->bk[0]];
+
+	assert_int_equal(l->nbk, 1);
+	assert_true(b->is_inline);
+	assert_string_equal(b->name, "127.0.0.1:143");
+	assert_int_equal(b->check_interval_ms, 0);
+	assert_addr(&b->addr[CFG_PROTO_IMAP], AF_INET, "127.0.0.1", 143);
+	assert_int_equal(b->addr[CFG_PROTO_POP3].sa.ss_family, 0);
+}
+
 /* ---- cfg_parse_string rows ---- */
 
 static const struct row rows[] = {
@@ -806,8 +868,8 @@ static const struct row rows[] = {
 	{ "every key set", "[moat]\nworkers = 4\nlog_level = debug\nbuffer_size = 16k\n"
 	  "max_pending = 1m\n" TLS_OK "[listener p]\naddress = *:110\nprotocol = pop3\n"
 	  "tls = starttls\nbackend = 10.0.0.2:110\nhandshake_timeout = 250ms\n"
-	  "connect_timeout = 2\nidle_timeout = 1h\n", 1, NULL, 0, check_all_keys },
-	{ "ipv6 addresses", L("[::1]:10993", "imap", "[2001:db8::5]:993"), 1, NULL, 0, check_ipv6 },
+	  "connect_timeout = 2\nidle_timeout = 1h\ninsecure = yes\n", 1, NULL, 0, check_all_keys },
+	{ "ipv6 addresses", L("[::1]:10993", "imap", "[2001:db8::5]:993") "insecure = yes\n", 1, NULL, 0, check_ipv6 },
 	{ "localhost", L("localhost:1143", "imap", "localhost:143"), 1, NULL, 0, check_localhost },
 	{ "inline ; comments stripped, # kept", "; leading comment\n# another\n\n[moat]\n"
 	  "workers = 3 ; three\n[tls]\ncertificate = /etc/a;b.pem\nkey = /etc/key #1.pem\n"
@@ -837,7 +899,54 @@ static const struct row rows[] = {
 	  check_indent_first },
 	{ "empty [moat] section", MIN "[moat]\n", 1, NULL, 0, check_minimal },
 	{ "backend on a listener's port, other host", MIN "[listener b]\naddress = *:995\n"
-	  "protocol = pop3\nbackend = 10.1.1.1:993\n", 1, NULL, 0, NULL },
+	  "protocol = pop3\nbackend = 10.1.1.1:993\ninsecure = yes\n", 1, NULL, 0, NULL },
+
+	/* backends */
+	{ "backend sections in a listener's order", BKS("b, a", "balance = least-conn\n"), 1,
+	  NULL, 0, check_backends_ab },
+	{ "backend keys", BKS("b a", "proxy_protocol = yes\nproxy_trusted = 10.0.0.0/8\n"
+	  "[backend c]\npop3 = 127.0.0.1:3110\nforward = proxy-v2\ncheck_interval = 0\n"
+	  "check_timeout = 1500ms\nstrip_domain = yes\nadd_domain = example.org\n"
+	  "[moat]\nroute_map = /etc/moat/routes\n"), 1, NULL, 0, check_backend_keys },
+	{ "an inline backend is a backend", MIN, 1, NULL, 0, check_inline_backend },
+	{ "backend names an unknown section", BKS("a, c", ""), 0,
+	  "t:12: backend: no [backend c] section (an address needs its port, HOST:PORT)\n", 1,
+	  NULL },
+	{ "backend listed twice", BKS("a a", ""), 0, "t:12: backend: 'a' is listed twice\n", 1,
+	  NULL },
+	{ "backend without the listener's protocol", TLS_OK "[backend a]\npop3 = 127.0.0.1:110\n"
+	  "[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 0,
+	  "t:9: backend: [backend a] (line 4) has no imap address for [listener x]\n", 2, NULL },
+	{ "backend section without an address", TLS_OK "[backend a]\nforward = native\n"
+	  "[listener x]\naddress = *:993\nprotocol = imap\nbackend = 127.0.0.1:143\n", 0,
+	  "t:4: [backend a] needs an address: imap = HOST:PORT and/or pop3 = HOST:PORT\n", 1,
+	  NULL },
+	{ "backend on another host needs insecure", TLS_OK "[backend a]\nimap = 192.0.2.1:143\n"
+	  "[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 0,
+	  "t:5: [backend a] imap = 192.0.2.1:143 is not on this host: moat would send "
+	  "passwords to it in clear; set insecure = yes if that network is trusted\n", 1, NULL },
+	{ "backend on another host, insecure", TLS_OK "[backend a]\nimap = 192.0.2.1:143\n"
+	  "insecure = yes\n[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 1,
+	  NULL, 0, NULL },
+	{ "inline backend on another host needs insecure", L("*:993", "imap", "192.0.2.1:143"), 0,
+	  "t:7: backend: 192.0.2.1:143 is not on this host: moat would send passwords to it in "
+	  "clear; set insecure = yes in [listener x] if that network is trusted\n", 1, NULL },
+	{ "v4-mapped loopback backend is local", L("*:993", "imap", "[::ffff:127.0.0.2]:143"), 1,
+	  NULL, 0, NULL },
+	{ "bad forward word", BKS("a", "[backend c]\nimap = 127.0.0.1:3143\nforward = v2\n"), 0,
+	  "t:15: forward: 'v2' is not one of none, proxy-v1, proxy-v2, native\n", 1, NULL },
+	{ "bad add_domain", BKS("a", "[backend c]\nimap = 127.0.0.1:3143\n"
+	  "add_domain = a@b\n"), 0, "t:15: add_domain: 'a@b' is not a domain name\n", 1, NULL },
+	{ "backend section name", BKS("a", "[backend]\n"), 0,
+	  "t:13: [backend] needs a name, e.g. [backend store1]\n", 1, NULL },
+	{ "duplicate backend section", BKS("a", "[backend a]\nimap = 127.0.0.1:9\n"), 0,
+	  "t:13: duplicate section [backend a] (first at line 4)\n", 1, NULL },
+	{ "backend of a named section loops", TLS_OK "[backend a]\nimap = 127.0.0.1:993\n"
+	  "[listener x]\naddress = 127.0.0.1:993\nprotocol = imap\nbackend = a\n", 0,
+	  "t:5: backend '127.0.0.1:993' is the address of [listener x]; moat would connect to "
+	  "itself\n", 1, NULL },
+	{ "bad balance word", BKS("a", "balance = random\n"), 0,
+	  "t:13: balance: 'random' is not one of order, least-conn\n", 1, NULL },
 
 	/* [moat] values, key on line 10 */
 	{ "workers negative", MOAT("workers = -1"), 0,

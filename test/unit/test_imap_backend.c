@@ -927,7 +927,56 @@ static void test_caps_bits(void **state)
 	free(b);
 }
 
+
+/* Feeds text whole; checks the result and, for SEND, the bytes. */
+static void feed_expect(struct imap_blogin *b, const char *in, enum bl_rc want, const char *bytes)
+{
+	size_t used = 0;
+	enum bl_rc rc = imap_bl_feed(b, (const uint8_t *)in, strlen(in), &used);
+
+	assert_int_equal(rc, want);
+	assert_int_equal(used, strlen(in));
+	if (want == BL_SEND) {
+		assert_int_equal(b->out_len, strlen(bytes));
+		assert_memory_equal(b->out, bytes, b->out_len);
+	} else if (bytes) {
+		assert_string_equal(b->text, bytes);
+	}
+}
+
+#define ID_LIST "(\"x-originating-ip\" \"192.0.2.7\" \"x-originating-port\" \"4321\")"
+
+/* ID goes out in the same write as the login, and its answer (whatever
+ * it is) does not end the login. */
+static void test_id_before_login(void **state)
+{
+	struct imap_blogin b;
+	char big[IMAP_BL_ID_MAX + 2];
+
+	(void)state;
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(imap_bl_set_id(&b, ID_LIST), 0);
+	feed_expect(&b, G_DOVECOT, BL_SEND, "M2 ID " ID_LIST "\r\n" AUTH_IR);
+	feed_expect(&b, "* ID NIL\r\nM2 OK ID completed.\r\nM1 OK Logged in\r\n", BL_OK,
+	            "Logged in");
+	imap_bl_free(&b);
+
+	/* synchronizing literals: ID's BAD comes before the "+" */
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(imap_bl_set_id(&b, ID_LIST), 0);
+	feed_expect(&b, G_SYNC, BL_SEND, "M2 ID " ID_LIST "\r\nM1 LOGIN {5}\r\n");
+	feed_expect(&b, "M2 BAD no ID here\r\n+ go\r\n", BL_SEND, "alice {6}\r\n");
+	imap_bl_free(&b);
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(imap_bl_set_id(&b, big), -1);
+	imap_bl_free(&b);
+}
+
 static const struct CMUnitTest extra[] = {
+	cmocka_unit_test(test_id_before_login),
 	cmocka_unit_test(test_line_max),
 	cmocka_unit_test(test_text_max),
 	cmocka_unit_test(test_init_limits),

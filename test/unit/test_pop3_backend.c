@@ -964,7 +964,56 @@ static void test_sasl_plain_bit(void **state)
 	free(b);
 }
 
+
+/* Feeds text whole; checks the result and, for SEND, the bytes. */
+static void feed_expect(struct pop3_blogin *b, const char *in, enum bl_rc want, const char *bytes)
+{
+	size_t used = 0;
+	enum bl_rc rc = pop3_bl_feed(b, (const uint8_t *)in, strlen(in), &used);
+
+	assert_int_equal(rc, want);
+	assert_int_equal(used, strlen(in));
+	if (want == BL_SEND) {
+		assert_int_equal(b->out_len, strlen(bytes));
+		assert_memory_equal(b->out, bytes, b->out_len);
+	} else if (bytes) {
+		assert_string_equal(b->text, bytes);
+	}
+}
+
+/* XCLIENT goes out after CAPA when offered, its answer does not matter,
+ * and it is not sent to a backend that does not offer it. */
+static void test_xclient(void **state)
+{
+	struct pop3_blogin b;
+
+	(void)state;
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(pop3_bl_set_xclient(&b, "ADDR=192.0.2.7 PORT=4321"), 0);
+	feed_expect(&b, "+OK Dovecot ready.\r\n", BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nCAPA\r\nXCLIENT\r\nSASL PLAIN\r\n.\r\n", BL_SEND,
+	            "XCLIENT ADDR=192.0.2.7 PORT=4321\r\n");
+	feed_expect(&b, "+OK Updated\r\n", BL_SEND, AUTH_IR);
+	feed_expect(&b, "+OK Logged in.\r\n", BL_OK, "Logged in.");
+	pop3_bl_free(&b);
+
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(pop3_bl_set_xclient(&b, "ADDR=192.0.2.7 PORT=4321"), 0);
+	feed_expect(&b, "+OK Dovecot ready.\r\n", BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nXCLIENT\r\n.\r\n", BL_SEND,
+	            "XCLIENT ADDR=192.0.2.7 PORT=4321\r\n");
+	feed_expect(&b, "-ERR not trusted\r\n", BL_SEND, "USER alice\r\n");
+	pop3_bl_free(&b);
+
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(pop3_bl_set_xclient(&b, "ADDR=192.0.2.7 PORT=4321"), 0);
+	feed_expect(&b, "+OK Dovecot ready.\r\n", BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nSASL PLAIN\r\n.\r\n", BL_SEND, AUTH_IR);
+	pop3_bl_free(&b);
+}
+
 static const struct CMUnitTest extra[] = {
+	cmocka_unit_test(test_xclient),
 	cmocka_unit_test(test_line_max),
 	cmocka_unit_test(test_text_max),
 	cmocka_unit_test(test_init_limits),
