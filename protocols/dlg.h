@@ -19,6 +19,10 @@
  *   BL_OK         logged in; text = the backend's success text
  *   BL_NO         credentials refused; text = reason
  *   BL_FAIL       protocol failure; text = reason
+ *   BL_STARTTLS   the backend agreed to STARTTLS/STLS: run the TLS
+ *                 handshake on the backend connection (bytes after the
+ *                 used ones must not exist: the caller fails the login
+ *                 if any came), then call *_bl_tls_started()
  */
 #ifndef MOAT_DLG_H
 #define MOAT_DLG_H
@@ -52,6 +56,7 @@ enum bl_rc {
 	BL_OK,
 	BL_NO,
 	BL_FAIL,
+	BL_STARTTLS,                  /* last: the values above keep their numbers */
 };
 
 /* Per listener, read-only, shared by all its sessions. */

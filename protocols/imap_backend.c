@@ -12,6 +12,7 @@
 #define TAG_CAPA  "M0"
 #define TAG_LOGIN "M1"
 #define TAG_ID    "M2"
+#define TAG_STARTTLS "M3"
 
 /* Longest PLAIN message: authzid NUL authcid NUL passwd. */
 #define PLAIN_MAX (3 * IMAP_BL_CRED_MAX + 2)
@@ -29,6 +30,9 @@ _Static_assert(IMAP_BL_CRED_MAX <= 9999, "literal lengths have at most four digi
 enum state {
 	S_GREETING = 0,               /* waiting for "* OK" */
 	S_CAPA,                       /* sent M0 CAPABILITY, waiting for M0 OK */
+	S_STARTTLS,                   /* sent M3 STARTTLS, waiting for M3's status */
+	S_TLS,                        /* BL_STARTTLS returned: imap_bl_tls_started next */
+	/* from here on the login (and ID with it) went out */
 	S_AUTH_CONT,                  /* sent AUTHENTICATE PLAIN, waiting for "+" */
 	S_USER_CONT,                  /* sent LOGIN {u}, waiting for "+" */
 	S_PASS_CONT,                  /* sent the user name and {p}, waiting for "+" */
@@ -73,6 +77,7 @@ static const struct {
 	{ "SASL-IR", IMAP_BL_CAP_SASL_IR },
 	{ "LITERAL+", IMAP_BL_CAP_LITERAL_PLUS },
 	{ "LOGINDISABLED", IMAP_BL_CAP_LOGINDISABLED },
+	{ "STARTTLS", IMAP_BL_CAP_STARTTLS },
 };
 
 int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
@@ -107,6 +112,11 @@ int imap_bl_set_id(struct imap_blogin *b, const char *list)
 		return -1;
 	memcpy(b->id, list, n + 1);
 	return 0;
+}
+
+void imap_bl_set_starttls(struct imap_blogin *b)
+{
+	b->starttls = 1;
 }
 
 void imap_bl_free(struct imap_blogin *b)
@@ -240,10 +250,22 @@ static enum bl_rc start_plain(struct imap_blogin *b)
 	return send_request(b, out_str(b, TAG_LOGIN " AUTHENTICATE PLAIN\r\n"), S_AUTH_CONT);
 }
 
-/* The capabilities are known: picks how to log in and sends its first
- * request; runs once, after the greeting or after M0 OK. */
+/* The capabilities learned in clear are known and TLS was asked for:
+ * STARTTLS when offered, else nothing goes out (no login in clear). */
+static enum bl_rc start_tls(struct imap_blogin *b)
+{
+	if (!(b->caps & IMAP_BL_CAP_STARTTLS))
+		return finish(b, BL_FAIL, "backend does not offer STARTTLS");
+	return send_request(b, out_str(b, TAG_STARTTLS " STARTTLS\r\n"), S_STARTTLS);
+}
+
+/* The capabilities are known: upgrades to TLS first when asked to, else
+ * picks how to log in and sends its first request; runs after the
+ * greeting or after M0 OK (once in clear, once more after TLS). */
 static enum bl_rc start(struct imap_blogin *b)
 {
+	if (b->starttls && !b->tls)
+		return start_tls(b);
 	if (creds_have_nul(b))
 		return finish(b, BL_NO, "credentials contain a NUL byte");
 	if (b->id[0] && (out_str(b, TAG_ID " ID ") || out_str(b, b->id) || out_str(b, "\r\n")))
@@ -374,6 +396,22 @@ static enum bl_rc on_capa(struct imap_blogin *b, const struct resp *r)
 	return finish(b, BL_FAIL, "unexpected backend line");
 }
 
+/* A line after "M3 STARTTLS": untagged noise (BYE ends the login)
+ * until M3's status. OK hands the connection to the TLS handshake; any
+ * [CAPABILITY] code on it came in clear and is not looked at. */
+static enum bl_rc on_starttls(struct imap_blogin *b, const struct resp *r)
+{
+	if (r->kind == K_UNTAGGED)
+		return on_untagged(b, r);
+	if (is_tagged(r, TAG_STARTTLS) && r->word == W_OK) {
+		b->state = S_TLS;
+		return BL_STARTTLS;
+	}
+	if (is_tagged(r, TAG_STARTTLS) && (r->word == W_NO || r->word == W_BAD))
+		return finish(b, BL_FAIL, text_or(r, "backend refused STARTTLS"));
+	return finish(b, BL_FAIL, "unexpected backend line");
+}
+
 /* M1's tagged answer; ok_done says whether OK may end the login now
  * (not while a "+" is still expected). */
 static enum bl_rc on_login_tagged(struct imap_blogin *b, const struct resp *r, int ok_done)
@@ -445,6 +483,7 @@ static enum bl_rc on_result(struct imap_blogin *b, const struct resp *r)
 static enum bl_rc (*const on_line[])(struct imap_blogin *, const struct resp *) = {
 	[S_GREETING] = on_greeting,
 	[S_CAPA] = on_capa,
+	[S_STARTTLS] = on_starttls,
 	[S_AUTH_CONT] = on_cont,
 	[S_USER_CONT] = on_cont,
 	[S_PASS_CONT] = on_cont,
@@ -460,7 +499,7 @@ static enum bl_rc line_done(struct imap_blogin *b)
 
 	bline_end(b->line, &b->line_len);
 	parse_resp(b->line, &r);
-	if (b->id[0] && b->state > S_CAPA && is_tagged(&r, TAG_ID))
+	if (b->id[0] && b->state >= S_AUTH_CONT && is_tagged(&r, TAG_ID))
 		rc = BL_NEED_MORE;          /* ID's answer: whatever it is */
 	else
 		rc = on_line[b->state](b, &r);
@@ -487,6 +526,8 @@ enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
 	*used = 0;
 	if (b->state >= S_DONE)
 		return finish(b, BL_FAIL, "the backend login has ended");
+	if (b->state == S_TLS && len > 0)
+		return finish(b, BL_FAIL, "backend sent bytes in clear after STARTTLS");
 	for (size_t i = 0; i < len; i++) {
 		enum bl_rc rc = buf[i] == '\n' ? line_done(b) : line_byte(b, buf[i]);
 
@@ -497,4 +538,16 @@ enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
 	}
 	*used = len;
 	return BL_NEED_MORE;
+}
+
+enum bl_rc imap_bl_tls_started(struct imap_blogin *b)
+{
+	sasl_wipe(b->out, b->out_len);
+	b->out_len = 0;
+	if (b->state != S_TLS)
+		return finish(b, BL_FAIL, "TLS started without STARTTLS");
+	/* RFC 3501 6.2.1: what the backend said in clear is forgotten */
+	b->tls = 1;
+	b->caps = 0;
+	return send_request(b, out_str(b, TAG_CAPA " CAPABILITY\r\n"), S_CAPA);
 }

@@ -13,6 +13,14 @@
  *   until the tagged OK (login done), NO (refused) or anything else
  *   (failure: BYE, BAD, PREAUTH, garbage, an over-long line).
  *
+ * With imap_bl_set_starttls the login first upgrades the connection
+ * (RFC 3501 6.2.1, RFC 9051 6.2.1): once the capabilities are known,
+ * "M3 STARTTLS" when they list STARTTLS (else FAIL); M3 OK returns
+ * BL_STARTTLS, NO or BAD FAIL. After the handshake imap_bl_tls_started
+ * forgets every capability learned in clear and asks for them again
+ * ("M0 CAPABILITY"); the login above then runs on what TLS says. No
+ * credential (nor ID) goes out before BL_STARTTLS.
+ *
  * Lines from the backend are bounded (IMAP_BL_LINE_MAX); untagged lines
  * other than the greeting and CAPABILITY are ignored. The machine keeps
  * copies of the credentials and wipes them in imap_bl_free().
@@ -35,6 +43,7 @@
 #define IMAP_BL_CAP_SASL_IR       0x2u
 #define IMAP_BL_CAP_LITERAL_PLUS  0x4u
 #define IMAP_BL_CAP_LOGINDISABLED 0x8u
+#define IMAP_BL_CAP_STARTTLS      0x10u
 
 struct imap_blogin {
 	unsigned state;
@@ -48,6 +57,8 @@ struct imap_blogin {
 	size_t out_len;
 	char text[IMAP_BL_TEXT_MAX + 1];  /* OK text, or NO/FAIL reason */
 	char id[IMAP_BL_ID_MAX + 1];      /* ID arguments to send first; "" none */
+	unsigned starttls : 1;        /* upgrade to TLS before the login */
+	unsigned tls : 1;             /* imap_bl_tls_started ran */
 };
 
 /* Copies the credentials; authzid may be NULL or "". Returns 0, or -1
@@ -64,9 +75,20 @@ int imap_bl_init(struct imap_blogin *b, const char *authzid, size_t authzid_len,
 int imap_bl_set_id(struct imap_blogin *b, const char *list)
 	__attribute__((warn_unused_result));
 
+/* Upgrades the backend connection with STARTTLS before logging in (see
+ * above). Call after imap_bl_init, before the first feed. */
+void imap_bl_set_starttls(struct imap_blogin *b);
+
+/* The TLS handshake after BL_STARTTLS is done: forgets the capabilities
+ * learned in clear and returns BL_SEND with "M0 CAPABILITY" in out; feed
+ * the backend's (decrypted) answer as before. Called at any other time:
+ * BL_FAIL, and the login has ended. */
+enum bl_rc imap_bl_tls_started(struct imap_blogin *b) __attribute__((warn_unused_result));
+
 /* Consumes backend bytes from buf; *used is always set. After OK the
  * bytes past *used belong to the client's session (the backend may have
- * sent more). */
+ * sent more); after STARTTLS none may follow in clear (a feed before
+ * imap_bl_tls_started fails). */
 enum bl_rc imap_bl_feed(struct imap_blogin *b, const uint8_t *buf, size_t len,
                              size_t *used) __attribute__((warn_unused_result));
 

@@ -33,6 +33,8 @@ enum state {
 	S_USER,                       /* sent USER */
 	S_PASS,                       /* sent PASS */
 	S_XCLIENT,                    /* sent XCLIENT */
+	S_STLS,                       /* sent STLS, waiting for its answer */
+	S_TLS,                        /* BL_STARTTLS returned: pop3_bl_tls_started next */
 	S_DONE,                       /* OK, NO or FAIL returned */
 };
 
@@ -92,6 +94,11 @@ int pop3_bl_set_xclient(struct pop3_blogin *b, const char *args)
 		return -1;
 	memcpy(b->xclient, args, n + 1);
 	return 0;
+}
+
+void pop3_bl_set_starttls(struct pop3_blogin *b)
+{
+	b->starttls = 1;
 }
 
 void pop3_bl_free(struct pop3_blogin *b)
@@ -220,10 +227,23 @@ static enum bl_rc start_user(struct pop3_blogin *b)
 	                    out_str(b, "\r\n"), S_USER);
 }
 
-/* The capabilities are known: picks how to log in and sends its first
- * request; runs once, after CAPA's list or its "-ERR". */
+/* CAPA's answer in clear is known and TLS was asked for: STLS when
+ * offered, else nothing goes out (no login in clear). */
+static enum bl_rc start_tls(struct pop3_blogin *b)
+{
+	if (!b->cap_stls)
+		return finish(b, BL_FAIL, "backend does not offer STLS");
+	return send_request(b, out_str(b, "STLS\r\n"), S_STLS);
+}
+
+/* The capabilities are known: upgrades to TLS first when asked to, else
+ * picks how to log in and sends its first request; runs after CAPA's
+ * list or its "-ERR" (once in clear, once more after TLS), and after
+ * XCLIENT's answer. */
 static enum bl_rc start(struct pop3_blogin *b)
 {
+	if (b->starttls && !b->tls)
+		return start_tls(b);
 	if (b->xclient[0] && b->cap_xclient && !b->xclient_done) {
 		b->xclient_done = 1;
 		return send_request(b, out_str(b, "XCLIENT ") || out_str(b, b->xclient) ||
@@ -324,6 +344,13 @@ static void cap_xclient(struct pop3_blogin *b, const char *args)
 	b->cap_xclient = 1;
 }
 
+/* An "STLS" capability: the backend can upgrade to TLS. */
+static void cap_stls(struct pop3_blogin *b, const char *args)
+{
+	(void)args;
+	b->cap_stls = 1;
+}
+
 /* Capabilities the login looks at, and what reads their arguments. */
 static const struct {
 	const char *name;
@@ -331,6 +358,7 @@ static const struct {
 } cap_names[] = {
 	{ "SASL", cap_sasl },
 	{ "XCLIENT", cap_xclient },
+	{ "STLS", cap_stls },
 };
 
 /* One line of CAPA's list: "." ends it; a line starting with another
@@ -435,6 +463,19 @@ static enum bl_rc on_xclient(struct pop3_blogin *b, const struct resp *r)
 	return start(b);
 }
 
+/* STLS's answer: "+OK" hands the connection to the TLS handshake,
+ * "-ERR" ends the login. */
+static enum bl_rc on_stls(struct pop3_blogin *b, const struct resp *r)
+{
+	if (r->word == W_OK) {
+		b->state = S_TLS;
+		return BL_STARTTLS;
+	}
+	if (r->word == W_ERR)
+		return finish(b, BL_FAIL, text_or(r, "backend refused STLS"));
+	return finish(b, BL_FAIL, "unexpected backend line");
+}
+
 /* The handler of a complete line in each state before S_DONE. */
 static enum bl_rc (*const on_line[])(struct pop3_blogin *, const struct resp *) = {
 	[S_GREETING] = on_greeting,
@@ -447,6 +488,7 @@ static enum bl_rc (*const on_line[])(struct pop3_blogin *, const struct resp *) 
 	[S_USER] = on_answer,
 	[S_PASS] = on_answer,
 	[S_XCLIENT] = on_xclient,
+	[S_STLS] = on_stls,
 };
 
 /* A complete line is in b->line (its LF not stored): strips the CR,
@@ -481,6 +523,8 @@ enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, s
 	*used = 0;
 	if (b->state >= S_DONE)
 		return finish(b, BL_FAIL, "the backend login has ended");
+	if (b->state == S_TLS && len > 0)
+		return finish(b, BL_FAIL, "backend sent bytes in clear after STLS");
 	for (size_t i = 0; i < len; i++) {
 		enum bl_rc rc = buf[i] == '\n' ? line_done(b) : line_byte(b, buf[i]);
 
@@ -491,4 +535,18 @@ enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, s
 	}
 	*used = len;
 	return BL_NEED_MORE;
+}
+
+enum bl_rc pop3_bl_tls_started(struct pop3_blogin *b)
+{
+	sasl_wipe(b->out, b->out_len);
+	b->out_len = 0;
+	if (b->state != S_TLS)
+		return finish(b, BL_FAIL, "TLS started without STLS");
+	/* RFC 2595 section 4: what CAPA said in clear is forgotten */
+	b->tls = 1;
+	b->sasl_plain = 0;
+	b->cap_xclient = 0;
+	b->cap_stls = 0;
+	return send_request(b, out_str(b, "CAPA\r\n"), S_CAPA);
 }

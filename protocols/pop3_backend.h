@@ -16,6 +16,13 @@
  *   credentials (NO, text = the backend's text; but "-ERR [SYS/...]" or
  *   "-ERR [IN-USE]" mean the backend cannot serve now: FAIL).
  *
+ * With pop3_bl_set_starttls the login first upgrades the connection
+ * (RFC 2595 section 4): after CAPA, "STLS" when CAPA listed it (else,
+ * or when CAPA said "-ERR": FAIL); "+OK" returns BL_STARTTLS, "-ERR"
+ * FAIL. After the handshake pop3_bl_tls_started forgets what CAPA said
+ * in clear and sends CAPA again; the login above then runs on what TLS
+ * says (XCLIENT included). No credential goes out before BL_STARTTLS.
+ *
  * Tags: none (POP3 answers in order). Lines are bounded
  * (POP3_BL_LINE_MAX). Credentials are copied and wiped by
  * pop3_bl_free(), the password as soon as it went out for the last time
@@ -46,6 +53,9 @@ struct pop3_blogin {
 	char xclient[POP3_BL_XCLIENT_MAX + 1]; /* XCLIENT arguments; "" none */
 	unsigned cap_xclient : 1;     /* CAPA offered XCLIENT */
 	unsigned xclient_done : 1;
+	unsigned cap_stls : 1;        /* CAPA offered STLS */
+	unsigned starttls : 1;        /* upgrade to TLS before the login */
+	unsigned tls : 1;             /* pop3_bl_tls_started ran */
 };
 
 int pop3_bl_init(struct pop3_blogin *b, const char *authzid, size_t authzid_len,
@@ -53,7 +63,9 @@ int pop3_bl_init(struct pop3_blogin *b, const char *authzid, size_t authzid_len,
 	__attribute__((warn_unused_result));
 
 /* Consumes backend bytes; *used is always set and stops right after the
- * line that produced a result (after OK the rest belongs to the client). */
+ * line that produced a result (after OK the rest belongs to the client;
+ * after STARTTLS none may follow in clear: a feed before
+ * pop3_bl_tls_started fails). */
 enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, size_t *used)
 	__attribute__((warn_unused_result));
 
@@ -63,6 +75,16 @@ enum bl_rc pop3_bl_feed(struct pop3_blogin *b, const uint8_t *buf, size_t len, s
  * Returns 0, or -1 when too long. Call after pop3_bl_init. */
 int pop3_bl_set_xclient(struct pop3_blogin *b, const char *args)
 	__attribute__((warn_unused_result));
+
+/* Upgrades the backend connection with STLS before logging in (see
+ * above). Call after pop3_bl_init, before the first feed. */
+void pop3_bl_set_starttls(struct pop3_blogin *b);
+
+/* The TLS handshake after BL_STARTTLS is done: forgets the capabilities
+ * learned in clear and returns BL_SEND with "CAPA" in out; feed the
+ * backend's (decrypted) answer as before. Called at any other time:
+ * BL_FAIL, and the login has ended. */
+enum bl_rc pop3_bl_tls_started(struct pop3_blogin *b) __attribute__((warn_unused_result));
 
 void pop3_bl_free(struct pop3_blogin *b);
 

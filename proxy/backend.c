@@ -138,6 +138,118 @@ static int send_proxy_header(struct sess *s)
 	return outq_write(&s->to_backend, h, (size_t)n) < 0 ? -1 : 0;
 }
 
+/* mbedTLS hands over a record for the backend. */
+static int backend_tls_send(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct sess *s = ctx;
+
+	return outq_write(&s->to_backend, buf, len) < 0 ? -1 : 0;
+}
+
+int backend_send(struct sess *s, const void *p, size_t n)
+{
+	if (s->btls)
+		return tls_write(s->btls, p, n) != 0 ? -1 : 0;
+	return outq_write(&s->to_backend, p, n) < 0 ? -1 : 0;
+}
+
+/* Plaintext (or the end) for whoever reads the backend in this state. */
+static void deliver(struct sess *s, ssize_t nread, const uint8_t *p)
+{
+	if (s->state == SESS_LOGIN)
+		preauth_backend_read(s, nread, p);
+	else
+		relay_backend_read(s, nread, p);
+}
+
+/* The backend's TLS handshake failed: say why (a certificate that does
+ * not verify is the likely case). */
+static void tls_failed(struct sess *s, int rc)
+{
+	char why[300], e[128], v[200];
+
+	if (*tls_verify_info(s->btls, v, sizeof v))
+		snprintf(why, sizeof why, "TLS to the backend: its certificate did not verify: %s", v);
+	else
+		snprintf(why, sizeof why, "TLS to the backend: %s", tls_strerror(rc, e, sizeof e));
+	connect_failed(s, UV_EPROTO, why);
+}
+
+/* The backend's TLS is up: the login goes on (after STARTTLS it asks for
+ * the capabilities again), a transparent session starts relaying. */
+static void tls_ready(struct sess *s)
+{
+	s->btls_up = 1;
+	if (s->state == SESS_LOGIN) {
+		if (current(s)->tls == CFG_BTLS_STARTTLS)
+			preauth_backend_tls_up(s);
+		return;
+	}
+	sess_enter(s, SESS_RELAY);
+	sess_client_resume(s);
+}
+
+/* Ciphertext from a TLS backend: the handshake, then plaintext out. */
+static void tls_input(struct sess *s, const uint8_t *p, size_t n)
+{
+	tls_conn_input(s->btls, p, n);
+	if (!s->btls_up) {
+		int rc = tls_handshake(s->btls);
+		if (rc == TLS_AGAIN)
+			return;
+		if (rc < 0) {
+			tls_failed(s, rc);
+			return;
+		}
+		tls_ready(s);
+	}
+	while (!s->closing && s->btls && s->backend_open) {
+		ssize_t r = tls_read(s->btls, s->w->pbuf, s->w->buffer_size);
+		if (r == TLS_AGAIN)
+			break;
+		if (r < 0) {
+			deliver(s, r == TLS_EOF ? UV_EOF : UV_EPROTO, NULL);
+			break;
+		}
+		deliver(s, r, s->w->pbuf);
+	}
+}
+
+static void on_backend_data(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct sess *s = st->data;
+
+	if (nread == 0 || s->closing)
+		return;
+	if (!s->btls || nread < 0) {
+		deliver(s, nread, (const uint8_t *)buf->base);
+		return;
+	}
+	s->active_ms = uv_now(&s->w->loop);
+	tls_input(s, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+void backend_read_start(struct sess *s)
+{
+	uv_read_start((uv_stream_t *)&s->backend, sess_alloc, on_backend_data);
+}
+
+void backend_starttls(struct sess *s)
+{
+	const struct cfg_backend *b = current(s);
+	int rc;
+
+	s->btls = tls_conn_new_client(s->gen->backends[s->bk].tls, b->tls_name, backend_tls_send,
+	                              s);
+	if (!s->btls) {
+		connect_failed(s, UV_ENOMEM, "out of memory");
+		return;
+	}
+	rc = tls_handshake(s->btls);      /* the ClientHello */
+	if (rc != TLS_AGAIN && rc < 0)
+		tls_failed(s, rc);
+}
+
 /* A connect request and the attempt it belongs to: a request cancelled by
  * closing an earlier backend connection must not touch a newer one. */
 struct connect_req {
@@ -173,6 +285,14 @@ static void on_connected(uv_connect_t *req, int status)
 	}
 	if (s->state == SESS_LOGIN) {
 		preauth_connected(s);
+		if (!s->closing && s->state == SESS_LOGIN && current(s)->tls == CFG_BTLS_IMPLICIT)
+			backend_starttls(s);
+		return;
+	}
+	if (current(s)->tls == CFG_BTLS_IMPLICIT) {
+		/* transparent: the relay starts once the backend's TLS is up */
+		backend_read_start(s);
+		backend_starttls(s);
 		return;
 	}
 	sess_enter(s, SESS_RELAY);
@@ -204,6 +324,9 @@ void backend_close(struct sess *s)
 	s->backend_closing = 1;
 	s->backend_open = 0;
 	s->bk_up = 0;
+	tls_conn_free(s->btls);
+	s->btls = NULL;
+	s->btls_up = 0;
 	s->connect_gen++;
 	uv_close((uv_handle_t *)&s->backend, on_backend_closed);
 }

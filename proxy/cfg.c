@@ -155,6 +155,7 @@ static const char *const keyperm_words[] = { "auto", "strict", "warn", NULL };
 static const char *const log_format_words[] = { "kv", "json", NULL };
 static const char *const log_target_words[] = { "stderr", "syslog", NULL };
 static const char *const forward_words[] = { "none", "proxy-v1", "proxy-v2", "native", NULL };
+static const char *const btls_words[] = { "none", "implicit", "starttls", NULL };
 static const char *const balance_words[] = { "order", "least-conn", NULL };
 static const char *const facility_words[] = { "mail", "daemon", "user", "local0", "local1",
 	"local2", "local3", "local4", "local5", "local6", "local7", NULL };
@@ -1025,7 +1026,8 @@ static const struct keydef cert_keys[] = {
 
 #define BK_OFF(f)   offsetof(struct cfg_backend, f)
 
-enum { BK_IMAP, BK_POP3, BK_FORWARD, BK_INTERVAL, BK_TIMEOUT, BK_STRIP, BK_ADD, BK_INSECURE };
+enum { BK_IMAP, BK_POP3, BK_FORWARD, BK_INTERVAL, BK_TIMEOUT, BK_STRIP, BK_ADD, BK_INSECURE,
+       BK_TLS, BK_CA, BK_TLS_NAME };
 
 static const struct keydef backend_keys[] = {
 	[BK_IMAP] = { "imap", set_backend, BK_OFF(addr[CFG_PROTO_IMAP]), 0, 0, 0, NULL },
@@ -1038,6 +1040,9 @@ static const struct keydef backend_keys[] = {
 	[BK_STRIP] = { "strip_domain", set_word, BK_OFF(strip_domain), 0, 0, 0, bool_words },
 	[BK_ADD] = { "add_domain", set_text, BK_OFF(add_domain), 0, 1, 253, NULL },
 	[BK_INSECURE] = { "insecure", set_word, BK_OFF(insecure), 0, 0, 0, bool_words },
+	[BK_TLS] = { "tls", set_word, BK_OFF(tls), 0, 0, 0, btls_words },
+	[BK_CA] = { "ca", set_string, BK_OFF(ca), 0, 0, 0, NULL },
+	[BK_TLS_NAME] = { "tls_name", set_text, BK_OFF(tls_name), 0, 1, 253, NULL },
 };
 
 enum { LK_ADDRESS, LK_PROTOCOL, LK_TLS, LK_BACKEND, LK_HANDSHAKE, LK_CONNECT, LK_IDLE,
@@ -1640,14 +1645,26 @@ static void check_backends(struct parser *p)
 		if (b->add_domain && strpbrk(b->add_domain, "@ \t\"()<>,;:"))
 			problem(p, d->s.seen[BK_ADD], "add_domain: '%.*s' is not a domain name",
 			        CFG_SHOW, b->add_domain);
+		b->tls_line = d->s.seen[BK_TLS] ? d->s.seen[BK_TLS] : d->s.line;
+		if (b->tls != CFG_BTLS_NONE && !b->tls_name)
+			problem(p, b->tls_line, "[backend %s] tls = %s needs tls_name, the name the "
+			        "backend's certificate must carry", b->name, btls_words[b->tls]);
+		if (b->tls == CFG_BTLS_NONE && (b->tls_name || b->ca))
+			problem(p, d->s.seen[b->ca ? BK_CA : BK_TLS_NAME], "[backend %s] %s is only "
+			        "used with tls = implicit or starttls", b->name, b->ca ? "ca" : "tls_name");
+		if (b->tls != CFG_BTLS_NONE && !b->ca) {
+			b->ca = strdup("/etc/ssl/certs/ca-certificates.crt");
+			if (!b->ca)
+				p->probs.oom = 1;
+		}
 		for (int pr = 0; pr < 2; pr++) {
 			int k = pr == CFG_PROTO_IMAP ? BK_IMAP : BK_POP3;
 			b->addr_line[pr] = d->s.seen[k];
-			if (d->s.seen[k] && !d->s.bad[k] && !b->insecure &&
+			if (d->s.seen[k] && !d->s.bad[k] && !b->insecure && b->tls == CFG_BTLS_NONE &&
 			    !cfg_addr_is_loopback(&b->addr[pr]))
 				problem(p, d->s.seen[k], "[backend %s] %s = %s is not on this host: "
-				        "moat would send passwords to it in clear; set insecure = yes "
-				        "if that network is trusted", b->name, backend_keys[k].name,
+				        "moat would send passwords to it in clear; use tls = implicit or "
+				        "starttls, or set insecure = yes if that network is trusted", b->name, backend_keys[k].name,
 				        b->addr[pr].text);
 		}
 	}
@@ -1739,6 +1756,10 @@ static void check_listener_backends(struct parser *p)
 				        cfg_proto_name(l->protocol), l->name);
 				continue;
 			}
+			if (l->transparent && p->bs[bi].b.tls == CFG_BTLS_STARTTLS)
+				problem(p, line, "backend: [backend %s] uses tls = starttls, which a "
+				        "transparent listener cannot do (moat does not speak the "
+				        "protocol there)", p->bs[bi].b.name);
 			l->bk[l->nbk++] = (size_t)bi;
 		}
 		if (l->nbk == 0 && !strpbrk(l->backend_text, ":"))
@@ -1861,6 +1882,8 @@ static void backend_free(struct cfg_backend *b)
 {
 	free(b->name);
 	free(b->add_domain);
+	free(b->ca);
+	free(b->tls_name);
 }
 
 /* Frees what a listener owns (its struct stays). */

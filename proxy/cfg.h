@@ -29,6 +29,7 @@ enum cfg_client_cert { CFG_CLIENT_NONE = 0, CFG_CLIENT_OPTIONAL, CFG_CLIENT_REQU
 enum cfg_key_perms { CFG_KEYPERM_AUTO = 0, CFG_KEYPERM_STRICT, CFG_KEYPERM_WARN };
 enum cfg_log_format { CFG_LOG_KV = 0, CFG_LOG_JSON };
 enum cfg_log_target { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
+enum cfg_btls { CFG_BTLS_NONE = 0, CFG_BTLS_IMPLICIT, CFG_BTLS_STARTTLS };
 enum cfg_forward { CFG_FWD_NONE = 0, CFG_FWD_PROXY_V1, CFG_FWD_PROXY_V2, CFG_FWD_NATIVE };
 enum cfg_balance { CFG_BAL_ORDER = 0, CFG_BAL_LEAST_CONN };
 enum cfg_facility { CFG_FAC_MAIL = 0, CFG_FAC_DAEMON, CFG_FAC_USER, CFG_FAC_LOCAL0,
@@ -90,6 +91,10 @@ struct cfg_backend {
 	int strip_domain;             /* login name sent without "@domain" */
 	char *add_domain;             /* "@add_domain" appended when it has none */
 	int insecure;                 /* plaintext to another host allowed */
+	enum cfg_btls tls;            /* TLS to it: none, from the first byte, STARTTLS/STLS */
+	char *ca;                     /* PEM CAs its certificate must chain to */
+	char *tls_name;               /* the name its certificate must carry (and SNI) */
+	int tls_line;
 };
 
 /* One [listener NAME] section. */

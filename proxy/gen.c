@@ -69,6 +69,8 @@ static void gen_free(struct gen *g)
 			tls_cert_free(g->certs[i]);   /* wipes the keys */
 	free(g->certs);
 	free(g->rt);
+	for (size_t i = 0; g->backends && i < g->cfg->nbackends; i++)
+		tls_server_free(g->backends[i].tls);
 	free(g->backends);
 	route_map_free(g->routes);
 	free(g->slot);
@@ -198,6 +200,17 @@ static int listener_tickets(struct report *r, struct gen *g, const struct gen *p
 	return 0;
 }
 
+/* [tls]'s policy, for servers and backend clients alike. */
+static void make_policy(const struct cfg *c, struct tls_policy *pol)
+{
+	memset(pol, 0, sizeof *pol);
+	pol->min_tls13 = c->min_tls13;
+	memcpy(pol->tls12_suites, c->tls12_ciphers, sizeof pol->tls12_suites);
+	memcpy(pol->tls13_suites, c->tls13_ciphers, sizeof pol->tls13_suites);
+	memcpy(pol->groups, c->groups, sizeof pol->groups);
+	pol->prefer_server = c->prefer_server_ciphers;
+}
+
 /* Builds listener i's TLS server context from the loaded certificates. */
 static void listener_tls(struct report *r, struct gen *g, const struct gen *prev, size_t i)
 {
@@ -208,12 +221,7 @@ static void listener_tls(struct report *r, struct gen *g, const struct gen *prev
 	tls_cert **certs;
 	char err[600];
 
-	memset(&pol, 0, sizeof pol);
-	pol.min_tls13 = c->min_tls13;
-	memcpy(pol.tls12_suites, c->tls12_ciphers, sizeof pol.tls12_suites);
-	memcpy(pol.tls13_suites, c->tls13_ciphers, sizeof pol.tls13_suites);
-	memcpy(pol.groups, c->groups, sizeof pol.groups);
-	pol.prefer_server = c->prefer_server_ciphers;
+	make_policy(c, &pol);
 	if (listener_tickets(r, g, prev, i) < 0)
 		return;
 	certs = calloc(l->ncerts, sizeof *certs);
@@ -239,8 +247,8 @@ static void listener_tls(struct report *r, struct gen *g, const struct gen *prev
 /* Fills rt->caps with what moat passes through of the backend's
  * capabilities: the listener's own list, the backend's answer, or, when
  * the backend does not answer, what the previous generation had. */
-static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt,
-                          const struct gen *prev)
+static void listener_caps(const struct cfg *cf, const struct cfg_listener *l,
+                          struct listener_rt *rt, const struct gen *prev)
 {
 	char caps[DLG_CAPS_MAX], err[160], shown[DLG_CAPS_MAX], q[DLG_CAPS_MAX + 200], *c;
 	int pop3 = l->protocol == CFG_PROTO_POP3, rc = 0;
@@ -249,6 +257,9 @@ static void listener_caps(const struct cfg_listener *l, struct listener_rt *rt,
 
 	if (l->capabilities)
 		snprintf(caps, sizeof caps, "%s", l->capabilities);
+	else if (l->nbk && cf->backends[l->bk[0]].tls == CFG_BTLS_IMPLICIT)
+		rc = -1, snprintf(err, sizeof err, "the backend speaks TLS from the first byte: "
+		                  "not probed (set capabilities to advertise more)");
 	else if (pop3)
 		rc = probe_pop3_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
 		                     sizeof err);
@@ -301,7 +312,7 @@ static void listener_dialogue(struct gen *g, const struct gen *prev, int flags, 
 	rt->dlg.max_auth_failures = l->max_auth_failures;
 	rt->dlg.starttls = l->tls == CFG_TLS_STARTTLS;
 	if (rt->preauth && (flags & GEN_PROBE))
-		listener_caps(l, rt, prev);
+		listener_caps(g->cfg, l, rt, prev);
 }
 
 /* Backends that kept their name and addresses keep their health; the
@@ -328,6 +339,13 @@ static void backends_state(struct report *r, struct gen *g, const struct gen *pr
 		}
 		if (!b->is_inline)
 			nnamed = i + 1;
+		if (b->tls != CFG_BTLS_NONE) {
+			struct tls_policy pol;
+			char err[600];
+			make_policy(c, &pol);
+			if (tls_client_new(&g->backends[i].tls, &pol, b->ca, err, sizeof err) != 0)
+				report(r, b->tls_line, "[backend %s] %s", b->name, err);
+		}
 		for (int pr = 0; pr < 2; pr++)
 			if (b->insecure && b->addr[pr].sa.ss_family && !cfg_addr_is_loopback(&b->addr[pr]))
 				log_msg(LOG_LVL_WARN, "event=insecure_backend backend=%s address=%s "

@@ -45,6 +45,7 @@ struct listener_rt {
 struct backend_rt {
 	atomic_int down[2];           /* by enum cfg_proto: failed its last check or connect */
 	atomic_uint conns;            /* sessions connected to it now (least-conn) */
+	tls_server *tls;              /* client context when tls != none */
 };
 
 struct route_map;

@@ -161,6 +161,10 @@ static void on_connect(uv_connect_t *req, int status)
 		if (n > 0)
 			say(p, hdr, (size_t)n);
 	}
+	if (b->tls == CFG_BTLS_IMPLICIT) {
+		done(p, NULL);              /* its greeting comes inside TLS: a connect will do */
+		return;
+	}
 	uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
 }
 

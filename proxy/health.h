@@ -1,7 +1,8 @@
 /*
  * health: checks every [backend NAME] with check_interval > 0, on the
  * main thread's loop: connect, read the greeting ("* OK" for IMAP, "+OK"
- * for POP3) within check_timeout, say LOGOUT/QUIT, close. A failed check
+ * for POP3) within check_timeout, say LOGOUT/QUIT, close (with tls =
+ * implicit the greeting is inside TLS: there the connect is the check). A failed check
  * marks the backend's address down in the generation's shared state
  * (struct backend_rt, which the workers read when they pick a backend);
  * a passing one marks it up again. Each change is logged once:

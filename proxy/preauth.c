@@ -169,6 +169,12 @@ static int bl_start(struct sess *s)
 	explicit_bzero(user, sizeof user);
 	if (rc == 0 && b->forward == CFG_FWD_NATIVE)
 		rc = bl_forward(s, pa);
+	if (rc == 0 && b->tls == CFG_BTLS_STARTTLS) {
+		if (pa->pop3)
+			pop3_bl_set_starttls(&pa->bl->pop3);
+		else
+			imap_bl_set_starttls(&pa->bl->imap);
+	}
 	return rc;
 }
 
@@ -204,7 +210,6 @@ static uint8_t *bl_out(struct preauth *pa, size_t **len)
 	return pa->bl->imap.out;
 }
 
-static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 int preauth_begin(struct sess *s)
 {
@@ -463,7 +468,7 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 		}
 		sess_tls_flush(s);
 	}
-	if (pa->pending_len && outq_write(&s->to_backend, pa->pending, pa->pending_len) < 0) {
+	if (pa->pending_len && backend_send(s, pa->pending, pa->pending_len) < 0) {
 		sess_close(s, "backend write failed");
 		return;
 	}
@@ -528,15 +533,36 @@ void preauth_connected(struct sess *s)
 		preauth_backend_failed(s, UV_ENOMEM, "the login does not fit for this backend");
 		return;
 	}
-	uv_read_start((uv_stream_t *)&s->backend, sess_alloc, on_login_read);
+	backend_read_start(s);
 }
 
-/* Backend bytes during the login. */
-static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* The backend's TLS is up after STARTTLS: the login asks again what it
+ * offers, now that nobody can have tampered with the answer. */
+void preauth_backend_tls_up(struct sess *s)
 {
-	struct sess *s = st->data;
 	struct preauth *pa = s->pa;
-	const uint8_t *p = (const uint8_t *)buf->base;
+	enum bl_rc rc = pa->pop3 ? pop3_bl_tls_started(&pa->bl->pop3)
+	                         : imap_bl_tls_started(&pa->bl->imap);
+	size_t *out_len;
+	uint8_t *out;
+
+	if (rc != BL_SEND) {
+		bl_end(pa);
+		preauth_backend_failed(s, UV_EPROTO, "backend login confused after STARTTLS");
+		return;
+	}
+	out = bl_out(pa, &out_len);
+	if (backend_send(s, out, *out_len) < 0) {
+		preauth_backend_failed(s, UV_EPROTO, "backend write failed");
+		return;
+	}
+	memset(out, 0, *out_len);
+}
+
+/* Backend plaintext during the login (or its end, nread < 0). */
+void preauth_backend_read(struct sess *s, ssize_t nread, const uint8_t *p)
+{
+	struct preauth *pa = s->pa;
 	size_t len = nread > 0 ? (size_t)nread : 0;
 
 	if (nread == 0 || s->closing || s->state != SESS_LOGIN)
@@ -560,15 +586,24 @@ static void on_login_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			return;
 		case BL_SEND:
 			out = bl_out(pa, &out_len);
-			if (outq_write(&s->to_backend, out, *out_len) < 0) {
+			if (backend_send(s, out, *out_len) < 0) {
 				preauth_backend_failed(s, UV_EPIPE, "backend write failed");
 				return;
 			}
 			memset(out, 0, *out_len);
 			break;
+		case BL_STARTTLS:
+			if (len > 0) {
+				bl_end(pa);
+				preauth_backend_failed(s, UV_EPROTO, "backend sent data after agreeing "
+				                       "to STARTTLS");
+				return;
+			}
+			backend_starttls(s);
+			return;
 		case BL_OK:
 			bl_end(pa);
-			uv_read_stop(st);
+			uv_read_stop((uv_stream_t *)&s->backend);
 			login_ok(s, p, len);
 			sess_rest(s);
 			return;

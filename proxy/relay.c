@@ -10,11 +10,9 @@
 #include "imap_capf.h"
 #include "log.h"
 
-static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-
 void relay_start(struct sess *s)
 {
-	uv_read_start((uv_stream_t *)&s->backend, sess_alloc, on_backend_read);
+	backend_read_start(s);
 }
 
 /* The backend finished or failed: the client gets close_notify after what
@@ -41,10 +39,10 @@ static int capf_emit(void *ctx, const uint8_t *p, size_t n)
 	return relay_to_client(ctx, p, n);
 }
 
-/* Plaintext from the backend: encrypt it toward the client. */
-static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* Plaintext from the backend (or its end, nread < 0): encrypt it toward
+ * the client. */
+void relay_backend_read(struct sess *s, ssize_t nread, const uint8_t *p)
 {
-	struct sess *s = st->data;
 	int rc;
 
 	if (nread == 0 || s->closing)
@@ -56,9 +54,9 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	s->active_ms = uv_now(&s->w->loop);
 	sess_count_out(s, (uint64_t)nread);
 	if (s->capf)
-		rc = imap_capf_feed(s->capf, (const uint8_t *)buf->base, (size_t)nread, capf_emit, s);
+		rc = imap_capf_feed(s->capf, p, (size_t)nread, capf_emit, s);
 	else
-		rc = relay_to_client(s, (const uint8_t *)buf->base, (size_t)nread);
+		rc = relay_to_client(s, p, (size_t)nread);
 	sess_tls_flush(s);
 	if (s->closing)
 		return;
@@ -67,7 +65,7 @@ static void on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (outq_pending(&s->to_client) > s->gen->cfg->max_pending) {
-		uv_read_stop(st);
+		uv_read_stop((uv_stream_t *)&s->backend);
 		s->backend_paused = 1;
 	}
 	sess_rest(s);
@@ -126,7 +124,7 @@ void relay_client_input(struct sess *s)
 			break;
 		}
 		sess_count_in(s, (uint64_t)n);
-		if (outq_write(&s->to_backend, w->pbuf, (size_t)n) < 0) {
+		if (backend_send(s, w->pbuf, (size_t)n) < 0) {
 			sess_close(s, "backend write failed");
 			break;
 		}

@@ -147,6 +147,7 @@ void sess_handle_closed(uv_handle_t *h)
 		free(s->capf);
 	}
 	tls_conn_free(s->tls);
+	tls_conn_free(s->btls);
 	outq_free(&s->to_client);
 	outq_free(&s->to_backend);
 	free(s->stash);
@@ -195,6 +196,8 @@ struct lstats *sess_stats(const struct sess *s)
 void sess_rest(struct sess *s)
 {
 	if (!s->closing && s->tls_up && tls_conn_rest(s->tls))
+		s->w->rested++;
+	if (!s->closing && s->btls_up && tls_conn_rest(s->btls))
 		s->w->rested++;
 }
 

@@ -42,6 +42,7 @@ struct sess {
 	struct outq to_client;        /* TLS records */
 	struct outq to_backend;       /* plaintext */
 	tls_conn *tls;                /* NULL while a STARTTLS listener is in clear */
+	tls_conn *btls;               /* TLS to the backend, when it speaks it */
 	struct preauth *pa;
 	struct imap_capf *capf;       /* transparent IMAP: capability filter */
 	struct imap_track track;      /* IMAP: where the stream to the client stands */
@@ -75,6 +76,7 @@ struct sess {
 	unsigned exempt : 1;          /* its address is in limits_exempt */
 	unsigned bk_up : 1;           /* the backend connection is established */
 	unsigned bk_counted : 1;      /* counted in its backend's conns */
+	unsigned btls_up : 1;         /* the backend's TLS handshake is done */
 	uint8_t refuse;               /* enum stat_limit + 1: refuse after greeting/handshake */
 };
 
@@ -108,6 +110,8 @@ void preauth_tls_started(struct sess *s);
 void preauth_input(struct sess *s, const uint8_t *p, size_t n);
 void preauth_client_input(struct sess *s);
 void preauth_connected(struct sess *s);
+void preauth_backend_read(struct sess *s, ssize_t nread, const uint8_t *p);
+void preauth_backend_tls_up(struct sess *s);
 void preauth_backend_failed(struct sess *s, int err, const char *why);
 void preauth_timer(struct sess *s);
 void preauth_resume(struct sess *s);
@@ -120,6 +124,13 @@ void backend_connect(struct sess *s);
 /* The connection to the current backend failed before the login was
  * sent: mark it down (if it is health-checked) and try the next one. */
 void backend_connect_failed(struct sess *s, int err, const char *why);
+/* Plaintext for the backend: queued as is, or in TLS records. 0 or < 0. */
+int backend_send(struct sess *s, const void *p, size_t n);
+/* Reads from the backend: its plaintext goes to the login or the relay,
+ * by state (after TLS, when the backend speaks it). */
+void backend_read_start(struct sess *s);
+/* The backend agreed to STARTTLS/STLS: TLS starts on the connection. */
+void backend_starttls(struct sess *s);
 /* Stops counting the session in its backend's connections (sess_close). */
 void backend_release(struct sess *s);
 /* The name of the backend in use, for log lines ("-" before one). */
@@ -130,6 +141,7 @@ void backend_close(struct sess *s);
 /* relay.c */
 int relay_to_client(struct sess *s, const uint8_t *p, size_t n);
 void relay_start(struct sess *s);
+void relay_backend_read(struct sess *s, ssize_t nread, const uint8_t *p);
 void relay_client_input(struct sess *s);
 void relay_backend_drained(struct outq *q, int status);
 void relay_client_eof(struct sess *s);

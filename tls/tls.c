@@ -64,6 +64,7 @@ struct tls_server {
 	uint16_t groups[TLS_MAX_GROUPS + 1];
 	char alpn_name[8];
 	const char *alpn[2];
+	int is_client;                /* tls_client_new(): moat is the client */
 };
 
 struct tls_conn {
@@ -678,6 +679,81 @@ void tls_server_free(tls_server *s)
 	tls_tickets_unref(s->tickets);
 	free(s->certs);
 	free(s);
+}
+
+/* ---- clients: moat to a backend ---- */
+
+int tls_client_new(tls_server **out, const struct tls_policy *pol, const char *ca_file,
+                   char *err, size_t errlen)
+{
+	tls_server *s = calloc(1, sizeof *s);
+	char what[512];
+	int rc;
+
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	mbedtls_ssl_config_init(&s->conf);
+	mbedtls_x509_crt_init(&s->ca);
+	rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
+	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc != 0) {
+		fail(err, errlen, "TLS config", rc);
+		goto fail;
+	}
+	mbedtls_ssl_conf_rng(&s->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+	set_policy(s, pol);
+	rc = mbedtls_x509_crt_parse_file(&s->ca, ca_file);
+	if (rc != 0) {
+		snprintf(what, sizeof what, "CA file %s", ca_file);
+		if (rc > 0) {
+			snprintf(err, errlen, "%s: %d certificate(s) could not be parsed", what, rc);
+			goto fail;
+		}
+		fail(err, errlen, what, rc);
+		goto fail;
+	}
+	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
+	/* the backend's certificate must chain to the CA and name the host */
+	mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+	mbedtls_ssl_conf_session_tickets(&s->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+	s->is_client = 1;
+	*out = s;
+	return 0;
+fail:
+	tls_server_free(s);
+	return -1;
+}
+
+tls_conn *tls_conn_new_client(const tls_server *cli, const char *hostname, tls_send_fn send,
+                              void *send_ctx)
+{
+	tls_conn *c = tls_conn_new(cli, send, send_ctx);
+
+	if (c && mbedtls_ssl_set_hostname(&c->ssl, hostname) != 0) {
+		tls_conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+const char *tls_verify_info(const tls_conn *c, char *buf, size_t size)
+{
+	uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+	char *nl;
+
+	buf[0] = '\0';
+	if (flags == 0 || flags == (uint32_t)-1)
+		return buf;
+	if (mbedtls_x509_crt_verify_info(buf, size, "", flags) < 0)
+		snprintf(buf, size, "verify flags 0x%x", (unsigned)flags);
+	while ((nl = strchr(buf, '\n')) != NULL)      /* one line: "a; b" */
+		*nl = nl[1] ? ';' : '\0';
+	return buf;
 }
 
 /* ---- connections ---- */

@@ -127,6 +127,24 @@ void tls_server_free(tls_server *srv);
 /* Whether TLS 1.3 follows prefer_server too (moat's patched mbedTLS). */
 int tls_tls13_server_order(void);
 
+/* ---- clients: moat to a backend ---- */
+
+/* A client context (a tls_server made for the other side): the policy's
+ * versions, suites and groups; the server's certificate must chain to a
+ * CA in ca_file (PEM) and carry the name given per connection. 0, or -1
+ * with a message in err. Freed with tls_server_free(). */
+int tls_client_new(tls_server **out, const struct tls_policy *pol, const char *ca_file,
+                   char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* A new client-side connection to a server that must prove hostname
+ * (also sent as SNI); NULL when out of memory. tls_handshake() fails
+ * with MBEDTLS_ERR_X509_CERT_VERIFY_FAILED when it does not. */
+tls_conn *tls_conn_new_client(const tls_server *cli, const char *hostname, tls_send_fn send,
+                              void *send_ctx);
+
+/* Why the peer's certificate did not verify ("" when it did), one line. */
+const char *tls_verify_info(const tls_conn *c, char *buf, size_t size);
+
 /* ---- connections ---- */
 
 /* A new server-side connection; NULL when out of memory. */

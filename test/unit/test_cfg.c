@@ -845,6 +845,16 @@ static void check_backend_keys(const struct cfg *c)
 	assert_int_equal(c->listeners[0].proxy_trusted.n, 1);
 }
 
+static void check_backend_tls(const struct cfg *c)
+{
+	const struct cfg_backend *b = &c->backends[0];
+
+	assert_int_equal(b->tls, CFG_BTLS_STARTTLS);
+	assert_string_equal(b->tls_name, "mail.example.org");
+	assert_string_equal(b->ca, "/etc/ssl/certs/ca-certificates.crt");
+	assert_int_equal(b->tls_line, 6);
+}
+
 static void check_inline_backend(const struct cfg *c)
 {
 	const struct cfg_listener *l = &c->listeners[0];
@@ -924,7 +934,18 @@ static const struct row rows[] = {
 	{ "backend on another host needs insecure", TLS_OK "[backend a]\nimap = 192.0.2.1:143\n"
 	  "[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 0,
 	  "t:5: [backend a] imap = 192.0.2.1:143 is not on this host: moat would send "
-	  "passwords to it in clear; set insecure = yes if that network is trusted\n", 1, NULL },
+	  "passwords to it in clear; use tls = implicit or starttls, or set insecure = yes if "
+	  "that network is trusted\n", 1, NULL },
+	{ "backend over TLS on another host", TLS_OK "[backend a]\nimap = 192.0.2.1:143\n"
+	  "tls = starttls\ntls_name = mail.example.org\n[listener x]\naddress = *:993\n"
+	  "protocol = imap\nbackend = a\n", 1, NULL, 0, check_backend_tls },
+	{ "backend tls needs tls_name", TLS_OK "[backend a]\nimap = 192.0.2.1:993\n"
+	  "tls = implicit\n[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 0,
+	  "t:6: [backend a] tls = implicit needs tls_name, the name the backend's certificate "
+	  "must carry\n", 1, NULL },
+	{ "backend ca without tls", TLS_OK "[backend a]\nimap = 127.0.0.1:143\nca = /x.pem\n"
+	  "[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 0,
+	  "t:6: [backend a] ca is only used with tls = implicit or starttls\n", 1, NULL },
 	{ "backend on another host, insecure", TLS_OK "[backend a]\nimap = 192.0.2.1:143\n"
 	  "insecure = yes\n[listener x]\naddress = *:993\nprotocol = imap\nbackend = a\n", 1,
 	  NULL, 0, NULL },

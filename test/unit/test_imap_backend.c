@@ -14,6 +14,12 @@
  * must hold the current SEND and nothing else (wiped otherwise); after
  * OK/NO/FAIL the password copy must be gone; after imap_bl_free
  * everything must be zero.
+ *
+ * A STARTTLS row (starttls set) lists BL_STARTTLS among its results; the
+ * runner then calls imap_bl_tls_started, whose SEND is the next result
+ * at the same offset, and the bytes after stand for what came over TLS.
+ * Before BL_STARTTLS only CAPABILITY and STARTTLS may go out, and no
+ * SEND may hold the user name or the password.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +34,7 @@
 #include "imap_backend.h"
 #include "sasl.h"
 
-#define MAX_RES 8
+#define MAX_RES 10
 
 /* Bytes and their length; s may contain NUL. */
 #define B(s) s, sizeof(s) - 1
@@ -50,6 +56,8 @@ struct row {
 	size_t len;
 	size_t tail;                  /* bytes after the final result */
 	struct xres res[MAX_RES];
+	int starttls;                 /* imap_bl_set_starttls */
+	const char *id;               /* imap_bl_set_id, or NULL */
 };
 
 #define SEND(s) { 1, BL_SEND, B(s) }
@@ -57,6 +65,7 @@ struct row {
 #define NO(s)   { 1, BL_NO, B(s) }
 #define FAIL(s) { 1, BL_FAIL, B(s) }
 #define MORE    { 1, BL_NEED_MORE, B("") }
+#define TLS_UP  { 1, BL_STARTTLS, B("") }
 
 /* CROW(name, authzid, user, pass, transcript, tail, results...) with
  * string literals (NUL allowed); ROW logs in as alice/s3cret. */
@@ -327,7 +336,7 @@ static const char *rc_name(enum bl_rc rc)
 {
 	static const char *const names[] = {
 		[BL_NEED_MORE] = "NEED_MORE", [BL_SEND] = "SEND", [BL_OK] = "OK",
-		[BL_NO] = "NO", [BL_FAIL] = "FAIL",
+		[BL_NO] = "NO", [BL_FAIL] = "FAIL", [BL_STARTTLS] = "STARTTLS",
 	};
 
 	return (unsigned)rc < sizeof names / sizeof names[0] ? names[rc] : "?";
@@ -372,6 +381,7 @@ struct run {
 	enum bl_rc last;
 	int done;                     /* OK, NO or FAIL seen */
 	size_t end;                   /* where it was seen */
+	int tls;                      /* STARTTLS seen */
 };
 
 /* Results expected from the row, a final MORE included. */
@@ -382,6 +392,28 @@ static size_t row_results(const struct row *r)
 	while (n < MAX_RES && r->res[n].set)
 		n++;
 	return n;
+}
+
+/* Are the n bytes at p exactly the string s? */
+static int same(const void *p, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
+/* A SEND of a STARTTLS row before BL_STARTTLS: only CAPABILITY or
+ * STARTTLS, never a credential. */
+static void check_clear(const struct run *u)
+{
+	const struct row *r = u->r;
+	const uint8_t *out = u->b.out;
+	size_t n = u->b.out_len;
+
+	if ((r->user_len > 0 && memmem(out, n, r->user, r->user_len) != NULL) ||
+	    (r->pass_len > 0 && memmem(out, n, r->pass, r->pass_len) != NULL))
+		fail_msg("%s [%s]: a credential sent before TLS: \"%s\"", r->name, u->how,
+		         show(out, n));
+	if (!same(out, n, "M0 CAPABILITY\r\n") && !same(out, n, "M3 STARTTLS\r\n"))
+		fail_msg("%s [%s]: \"%s\" sent before TLS", r->name, u->how, show(out, n));
 }
 
 /* One result other than NEED_MORE, ending at offset end of the input. */
@@ -409,6 +441,13 @@ static void check(struct run *u, enum bl_rc rc, size_t end)
 			fail_msg("%s [%s] result %zu: sent \"%s\" (%zu), expected \"%s\" (%zu)",
 			         r->name, u->how, u->k, show(u->b.out, u->b.out_len), u->b.out_len,
 			         show(x->bytes, x->len), x->len);
+		if (r->starttls && !u->tls)
+			check_clear(u);
+	} else if (rc == BL_STARTTLS) {
+		if (u->b.out_len != 0 || u->tls)
+			fail_msg("%s [%s] result %zu: STARTTLS with %zu bytes to send, or twice",
+			         r->name, u->how, u->k, u->b.out_len);
+		u->tls = 1;
 	} else {
 		if (strlen(u->b.text) != x->len || memcmp(u->b.text, x->bytes, x->len) != 0)
 			fail_msg("%s [%s] result %zu: text \"%s\", expected \"%s\"", r->name, u->how,
@@ -423,6 +462,16 @@ static void check(struct run *u, enum bl_rc rc, size_t end)
 		u->end = end;
 	}
 	u->k++;
+}
+
+/* BL_STARTTLS ended at offset end: the session runs the handshake and
+ * tells the machine, whose answer is the next result at the same offset. */
+static void tls_started(struct run *u, size_t end)
+{
+	enum bl_rc rc = imap_bl_tls_started(&u->b);
+
+	u->last = rc;
+	check(u, rc, end);
 }
 
 /* Feeds input bytes [start, start + len) like a session would: after
@@ -452,6 +501,8 @@ static void feed(struct run *u, size_t start, size_t len)
 		start += used;
 		len -= used;
 		check(u, rc, start);
+		if (rc == BL_STARTTLS)
+			tls_started(u, start);
 	}
 }
 
@@ -517,6 +568,10 @@ static void run(const struct row *r, enum how how, size_t split, size_t *offs)
 		snprintf(u->how, sizeof u->how, "split %zu", split);
 	assert_int_equal(imap_bl_init(&u->b, r->authzid, r->authzid_len, r->user, r->user_len,
 	                              r->pass, r->pass_len), 0);
+	if (r->starttls)
+		imap_bl_set_starttls(&u->b);
+	if (r->id != NULL)
+		assert_int_equal(imap_bl_set_id(&u->b, r->id), 0);
 	if (how == WHOLE) {
 		feed(u, 0, r->len);
 	} else if (how == BYTES) {
@@ -903,11 +958,12 @@ static void test_caps_bits(void **state)
 	} cases[] = {
 		{ G_DOVECOT, BL_SEND,
 		  IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR | IMAP_BL_CAP_LITERAL_PLUS },
-		{ G_LOGINDIS, BL_FAIL, IMAP_BL_CAP_LOGINDISABLED },
+		{ G_LOGINDIS, BL_FAIL, IMAP_BL_CAP_LOGINDISABLED | IMAP_BL_CAP_STARTTLS },
 		{ G_SYNC, BL_SEND, 0 },
-		{ "* OK [CAPABILITY auth=plain Literal+ sasl-ir LoginDisabled] x\r\n", BL_SEND,
-		  IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR | IMAP_BL_CAP_LITERAL_PLUS |
-		  IMAP_BL_CAP_LOGINDISABLED },
+		{ "* OK [CAPABILITY auth=plain Literal+ sasl-ir LoginDisabled StartTLS] x\r\n",
+		  BL_SEND, IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR | IMAP_BL_CAP_LITERAL_PLUS |
+		  IMAP_BL_CAP_LOGINDISABLED | IMAP_BL_CAP_STARTTLS },
+		{ "* OK [CAPABILITY STARTTLSX XSTARTTLS STARTTL] x\r\n", BL_SEND, 0 },
 	};
 	struct imap_blogin *b = malloc(sizeof *b);
 	size_t used;
@@ -975,8 +1031,325 @@ static void test_id_before_login(void **state)
 	imap_bl_free(&b);
 }
 
+
+/* ---- STARTTLS to the backend ---- */
+
+/* Dovecot on its plaintext port with disable_plaintext_auth: STARTTLS
+ * and LOGINDISABLED in clear, AUTH=PLAIN only over TLS. */
+#define G_TLS     "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
+                  "STARTTLS LOGINDISABLED] Dovecot (Debian) ready.\r\n"
+#define CAPS_CLEAR "* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
+                  "STARTTLS LOGINDISABLED\r\n"
+#define CAPS_TLS  "* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
+                  "AUTH=PLAIN\r\n"
+#define M0_OK     "M0 OK Pre-login capabilities listed, post-login capabilities have more.\r\n"
+#define M3_OK     "M3 OK Begin TLS negotiation now.\r\n"
+#define STARTTLS  "M3 STARTTLS\r\n"
+#define NO_STARTTLS "backend does not offer STARTTLS"
+
+/* XROW(name, id, authzid, user, pass, transcript, tail, results...): a
+ * STARTTLS row; TROW logs in as alice/s3cret without ID. */
+#define XROW(nm, i, z, u, p, input, tl, ...) \
+	{ .name = nm, .authzid = z, .authzid_len = sizeof(z) - 1, \
+	  .user = u, .user_len = sizeof(u) - 1, .pass = p, .pass_len = sizeof(p) - 1, \
+	  .in = input, .len = sizeof(input) - 1, .tail = tl, .res = { __VA_ARGS__ }, \
+	  .starttls = 1, .id = i }
+#define TROW(nm, input, tl, ...) XROW(nm, NULL, "", "alice", "s3cret", input, tl, __VA_ARGS__)
+
+static const struct row tls_rows[] = {
+	/* ---- the upgrade, then the login on what TLS says ---- */
+	TROW("Dovecot: STARTTLS from the greeting, AUTH=PLAIN after TLS",
+	     G_TLS M3_OK CAPS_TLS M0_OK M1_OK, 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK(OK_CAPS)),
+	TROW("greeting without caps: CAPABILITY, STARTTLS, CAPABILITY again",
+	     G_NOCAPS CAPS_CLEAR M0_OK M3_OK CAPS_TLS M0_OK M1_OK, 0,
+	     SEND(CAPA), SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK(OK_CAPS)),
+	TROW("LOGINDISABLED only in clear: LOGIN over TLS",
+	     G_TLS M3_OK "* CAPABILITY IMAP4rev1 LITERAL+\r\nM0 OK\r\nM1 OK Logged in\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(LOGIN_LP), OK("Logged in")),
+	TROW("AUTH=PLAIN, SASL-IR, LITERAL+ only in clear: synchronizing LOGIN",
+	     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS] ready\r\n" M3_OK
+	     "* CAPABILITY IMAP4rev1\r\nM0 OK\r\n+ OK\r\n+ OK\r\nM1 OK in\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(LOGIN_1), SEND(LOGIN_2), SEND(LOGIN_3),
+	     OK("in")),
+	TROW("AUTH=PLAIN without SASL-IR over TLS: response after +",
+	     G_TLS M3_OK "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nM0 OK\r\n+ \r\nM1 OK y\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(AUTH_CMD), SEND(AUTH_RESP), OK("y")),
+	TROW("LOGINDISABLED over TLS too",
+	     G_TLS M3_OK "* CAPABILITY IMAP4rev1 LOGINDISABLED\r\nM0 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), FAIL("backend advertises LOGINDISABLED")),
+	TROW("[CAPABILITY] on M3's OK came in clear: not used",
+	     G_TLS "M3 OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] Begin TLS\r\n"
+	     "* CAPABILITY IMAP4rev1 LITERAL+\r\nM0 OK\r\nM1 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(LOGIN_LP), OK("")),
+	TROW("untagged noise before M3's OK",
+	     G_TLS "* OK still here\r\n* 1 EXISTS\r\n* CAPABILITY AUTH=PLAIN\r\n* NO hm\r\n" M3_OK
+	     "* CAPABILITY LITERAL+\r\nM0 OK\r\nM1 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(LOGIN_LP), OK("")),
+	TROW("lower-case starttls and ok", "* ok [capability starttls] hi\r\nM3 ok go\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), MORE),
+	TROW("transcript ends after M3's OK", G_TLS M3_OK, 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), MORE),
+	TROW("client bytes after OK stay", G_TLS M3_OK CAPS_TLS M0_OK M1_OK "* 3 EXISTS\r\n", 12,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK(OK_CAPS)),
+	XROW("ID goes out with the login, over TLS", ID_LIST, "", "alice", "s3cret",
+	     G_TLS M3_OK CAPS_TLS M0_OK "* ID NIL\r\nM2 OK ID completed.\r\n" M1_OK, 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND("M2 ID " ID_LIST "\r\n" AUTH_IR),
+	     OK(OK_CAPS)),
+	XROW("ID with synchronizing literals over TLS", ID_LIST, "", "alice", "s3cret",
+	     G_TLS M3_OK "* CAPABILITY IMAP4rev1\r\nM0 OK\r\nM2 BAD no\r\n+ OK\r\n+ OK\r\n"
+	     "M1 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND("M2 ID " ID_LIST "\r\n" LOGIN_1),
+	     SEND(LOGIN_2), SEND(LOGIN_3), OK("")),
+	XROW("M2 before STARTTLS's answer: ID was not sent", ID_LIST, "", "alice", "s3cret",
+	     G_TLS "M2 OK\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	XROW("authzid over TLS", NULL, "admin", "alice", "s3cret",
+	     G_TLS M3_OK CAPS_TLS "M0 OK\r\nM1 OK done\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA),
+	     SEND("M1 AUTHENTICATE PLAIN YWRtaW4AYWxpY2UAczNjcmV0\r\n"), OK("done")),
+	XROW("authzid: AUTH=PLAIN only in clear", NULL, "admin", "alice", "s3cret",
+	     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN STARTTLS] x\r\n" M3_OK "M0 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), NO("backend cannot log in as another user")),
+	XROW("NUL in the password: STARTTLS first, NO after", NULL, "", "alice", "s3\0cret",
+	     G_TLS M3_OK CAPS_TLS "M0 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), NO("credentials contain a NUL byte")),
+	XROW("every awkward byte over TLS", NULL, "", HUSER, HPASS,
+	     G_TLS M3_OK "* CAPABILITY LITERAL+\r\nM0 OK\r\nM1 OK\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA),
+	     SEND("M1 LOGIN {9+}\r\n" HUSER " {17+}\r\n" HPASS "\r\n"), OK("")),
+
+	/* ---- no STARTTLS offered: nothing goes out ---- */
+	TROW("greeting caps without STARTTLS", G_DOVECOT M1_OK, sizeof(M1_OK) - 1,
+	     FAIL(NO_STARTTLS)),
+	TROW("CAPABILITY without STARTTLS",
+	     G_NOCAPS "* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+\r\n" M0_OK, 0,
+	     SEND(CAPA), FAIL(NO_STARTTLS)),
+	TROW("M0 OK without any CAPABILITY", G_NOCAPS "M0 OK\r\n", 0,
+	     SEND(CAPA), FAIL(NO_STARTTLS)),
+	TROW("names that only look like STARTTLS",
+	     "* OK [CAPABILITY STARTTLSX XSTARTTLS STARTTL STLS AUTH=PLAIN] x\r\n", 0,
+	     FAIL(NO_STARTTLS)),
+	TROW("STARTTLS only outside the [CAPABILITY] code",
+	     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] STARTTLS\r\n", 0, FAIL(NO_STARTTLS)),
+	TROW("CAPABILITY answered NO", G_NOCAPS "M0 NO not now\r\n", 0,
+	     SEND(CAPA), FAIL("not now")),
+
+	/* ---- STARTTLS's answer ---- */
+	TROW("STARTTLS answered NO", G_TLS "M3 NO [UNAVAILABLE] TLS support isn't enabled.\r\n", 0,
+	     SEND(STARTTLS), FAIL("[UNAVAILABLE] TLS support isn't enabled.")),
+	TROW("STARTTLS answered NO without text", G_TLS "M3 NO\r\nM1 OK\r\n", 7,
+	     SEND(STARTTLS), FAIL("backend refused STARTTLS")),
+	TROW("STARTTLS answered BAD", G_TLS "M3 BAD Unknown command\r\n", 0,
+	     SEND(STARTTLS), FAIL("Unknown command")),
+	TROW("STARTTLS answered BAD without text", G_TLS "M3 bad\r\n", 0,
+	     SEND(STARTTLS), FAIL("backend refused STARTTLS")),
+	TROW("BYE while waiting for M3", G_TLS "* BYE Server shutting down.\r\n" M3_OK,
+	     sizeof(M3_OK) - 1, SEND(STARTTLS), FAIL("Server shutting down.")),
+	TROW("BYE without text while waiting for M3", G_TLS "* BYE\r\n", 0,
+	     SEND(STARTTLS), FAIL("backend said BYE")),
+	TROW("BYE greeting", "* BYE Too many connections\r\n", 0, FAIL("Too many connections")),
+	TROW("BYE after TLS", G_TLS M3_OK "* BYE Disconnected for inactivity.\r\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), FAIL("Disconnected for inactivity.")),
+	TROW("PREAUTH greeting", "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n", 0,
+	     FAIL("backend greeted with PREAUTH")),
+	TROW("M1 while waiting for M3", G_TLS "M1 OK\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("M0 while waiting for M3", G_TLS "M0 OK\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("+ while waiting for M3", G_TLS "+ go\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("M3 OKAY", G_TLS "M3 OKAY\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("M3 PREAUTH", G_TLS "M3 PREAUTH\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("tag m3 in lower case", G_TLS "m3 OK\r\n", 0, SEND(STARTTLS), FAIL(UNEXPECTED)),
+	TROW("M3 again after TLS", G_TLS M3_OK M3_OK, 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), FAIL(UNEXPECTED)),
+	TROW("NUL in M3's answer", G_TLS "M3 OK \0\r\n", 2,
+	     SEND(STARTTLS), FAIL("backend sent a NUL byte")),
+	TROW("bare LF", "* OK [CAPABILITY STARTTLS] hi\nM3 OK\n* CAPABILITY LITERAL+\nM0 OK\n"
+	     "M1 OK in\n", 0,
+	     SEND(STARTTLS), TLS_UP, SEND(CAPA), SEND(LOGIN_LP), OK("in")),
+};
+
+#define NTLS_ROWS (sizeof tls_rows / sizeof tls_rows[0])
+
+/* Every STARTTLS transcript, whole, byte by byte and at every split; the
+ * runner checks that nothing but CAPABILITY and STARTTLS, and never a
+ * credential, goes out before BL_STARTTLS. */
+static void test_starttls(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < NTLS_ROWS; i++)
+		run_row(&tls_rows[i]);
+}
+
+/* Feeds text whole up to BL_STARTTLS after the greeting g. */
+static void to_tls(struct imap_blogin *b, const char *g)
+{
+	assert_int_equal(imap_bl_init(b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	imap_bl_set_starttls(b);
+	feed_expect(b, g, BL_SEND, STARTTLS);
+	feed_expect(b, M3_OK, BL_STARTTLS, NULL);
+	assert_int_equal(b->out_len, 0);
+}
+
+/* Everything sent in clear is CAPABILITY and STARTTLS; the credentials
+ * go out only after imap_bl_tls_started. */
+static void test_starttls_creds_after_tls(void **state)
+{
+	static const char *const in[] = {
+		G_NOCAPS, CAPS_CLEAR M0_OK, M3_OK,
+		"* CAPABILITY IMAP4rev1\r\nM0 OK\r\n", "+ OK\r\n", "+ OK\r\n", "M1 OK\r\n",
+	};
+	static const enum bl_rc want[] = {
+		BL_SEND, BL_SEND, BL_STARTTLS, BL_SEND, BL_SEND, BL_SEND, BL_OK,
+	};
+	struct imap_blogin b;
+	char clear[64] = "", tls[128] = "";
+	int up = 0;
+	enum bl_rc rc;
+
+	(void)state;
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	imap_bl_set_starttls(&b);
+	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+		size_t used;
+
+		rc = imap_bl_feed(&b, (const uint8_t *)in[i], strlen(in[i]), &used);
+		assert_int_equal(rc, want[i]);
+		assert_int_equal(used, strlen(in[i]));
+		if (rc == BL_STARTTLS) {
+			up = 1;
+			rc = imap_bl_tls_started(&b);
+			assert_int_equal(rc, BL_SEND);
+		}
+		if (rc == BL_SEND)
+			strncat(up ? tls : clear, (const char *)b.out, b.out_len);
+	}
+	assert_string_equal(clear, CAPA STARTTLS);
+	assert_string_equal(tls, CAPA LOGIN_1 LOGIN_2 LOGIN_3);
+	imap_bl_free(&b);
+}
+
+/* imap_bl_tls_started forgets the capabilities learned in clear. */
+static void test_starttls_caps_forgotten(void **state)
+{
+	struct imap_blogin b;
+
+	(void)state;
+	to_tls(&b, "* OK [CAPABILITY AUTH=PLAIN SASL-IR LITERAL+ LOGINDISABLED STARTTLS] x\r\n");
+	assert_int_equal(b.caps, IMAP_BL_CAP_AUTH_PLAIN | IMAP_BL_CAP_SASL_IR |
+	                 IMAP_BL_CAP_LITERAL_PLUS | IMAP_BL_CAP_LOGINDISABLED |
+	                 IMAP_BL_CAP_STARTTLS);
+	assert_int_equal(imap_bl_tls_started(&b), BL_SEND);
+	assert_int_equal(b.out_len, strlen(CAPA));
+	assert_memory_equal(b.out, CAPA, b.out_len);
+	assert_int_equal(b.caps, 0);
+	feed_expect(&b, "* CAPABILITY IMAP4rev1 STARTTLS\r\nM0 OK\r\n", BL_SEND, LOGIN_1);
+	assert_int_equal(b.caps, IMAP_BL_CAP_STARTTLS);
+	imap_bl_free(&b);
+}
+
+/* Bytes after M3's OK in the same read are returned unused; a feed
+ * before imap_bl_tls_started with any byte fails (they came in clear),
+ * an empty one waits. */
+static void test_starttls_bytes_in_clear(void **state)
+{
+	static const char in[] = M3_OK "* CAPABILITY AUTH=PLAIN\r\n";
+	struct imap_blogin b;
+	size_t used = 99;
+
+	(void)state;
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	imap_bl_set_starttls(&b);
+	feed_expect(&b, G_TLS, BL_SEND, STARTTLS);
+	assert_int_equal(imap_bl_feed(&b, (const uint8_t *)in, sizeof in - 1, &used), BL_STARTTLS);
+	assert_int_equal(used, strlen(M3_OK));
+	assert_int_equal(imap_bl_feed(&b, (const uint8_t *)"", 0, &used), BL_NEED_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(imap_bl_feed(&b, (const uint8_t *)in + strlen(M3_OK), 1, &used), BL_FAIL);
+	assert_int_equal(used, 0);
+	assert_string_equal(b.text, "backend sent bytes in clear after STARTTLS");
+	assert_int_equal(b.pass_len, 0);
+	assert_true(zeroed(b.pass, sizeof b.pass));
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+	imap_bl_free(&b);
+}
+
+/* A feed after the login ended: FAIL, nothing used. */
+static void feed_ended(struct imap_blogin *b, const char *in)
+{
+	size_t used = 99;
+
+	assert_int_equal(imap_bl_feed(b, (const uint8_t *)in, strlen(in), &used), BL_FAIL);
+	assert_int_equal(used, 0);
+	assert_string_equal(b->text, "the backend login has ended");
+}
+
+/* imap_bl_tls_started anywhere but right after BL_STARTTLS fails, ends
+ * the login and forgets the password. */
+static void test_starttls_wrong_state(void **state)
+{
+	struct imap_blogin b;
+
+	(void)state;
+	/* before the greeting */
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	imap_bl_set_starttls(&b);
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STARTTLS");
+	assert_int_equal(b.pass_len, 0);
+	assert_int_equal(b.out_len, 0);
+	feed_ended(&b, G_TLS);
+	imap_bl_free(&b);
+
+	/* while M3 STARTTLS waits for its answer: the request is wiped */
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	imap_bl_set_starttls(&b);
+	feed_expect(&b, G_TLS, BL_SEND, STARTTLS);
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STARTTLS");
+	assert_int_equal(b.out_len, 0);
+	assert_true(zeroed(b.out, sizeof b.out));
+	feed_ended(&b, M3_OK);
+	imap_bl_free(&b);
+
+	/* twice */
+	to_tls(&b, G_TLS);
+	assert_int_equal(imap_bl_tls_started(&b), BL_SEND);
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STARTTLS");
+	assert_int_equal(b.pass_len, 0);
+	imap_bl_free(&b);
+
+	/* without imap_bl_set_starttls, mid-login: LOGIN's first line wiped */
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	feed_expect(&b, G_SYNC, BL_SEND, LOGIN_1);
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+	assert_true(zeroed(b.out, sizeof b.out));
+	assert_int_equal(b.pass_len, 0);
+	imap_bl_free(&b);
+
+	/* after the login */
+	assert_int_equal(imap_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	feed_expect(&b, G_LITPLUS, BL_SEND, LOGIN_LP);
+	feed_expect(&b, "M1 OK hi\r\n", BL_OK, "hi");
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STARTTLS");
+	imap_bl_free(&b);
+
+	/* after imap_bl_free */
+	to_tls(&b, G_TLS);
+	imap_bl_free(&b);
+	assert_int_equal(imap_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+}
+
 static const struct CMUnitTest extra[] = {
 	cmocka_unit_test(test_id_before_login),
+	cmocka_unit_test(test_starttls),
+	cmocka_unit_test(test_starttls_creds_after_tls),
+	cmocka_unit_test(test_starttls_caps_forgotten),
+	cmocka_unit_test(test_starttls_bytes_in_clear),
+	cmocka_unit_test(test_starttls_wrong_state),
 	cmocka_unit_test(test_line_max),
 	cmocka_unit_test(test_text_max),
 	cmocka_unit_test(test_init_limits),

@@ -13,6 +13,12 @@
  * same results end at the same offsets. Throughout, out holds only the
  * current SEND; at OK, NO and FAIL the password is gone; after
  * pop3_bl_free the whole struct is zero.
+ *
+ * A STLS row (starttls set) lists BL_STARTTLS among its results; the
+ * runner then calls pop3_bl_tls_started, whose SEND is the next result
+ * at the same offset, and the bytes after stand for what came over TLS.
+ * Before BL_STARTTLS only CAPA and STLS may go out, and no SEND may hold
+ * the user name or the password.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +33,7 @@
 #include "pop3_backend.h"
 #include "sasl.h"
 
-#define MAX_RES 8
+#define MAX_RES 10
 
 /* A string literal and its length without the final NUL. */
 #define B(s) s, sizeof(s) - 1
@@ -47,6 +53,8 @@ struct row {
 	size_t len;
 	size_t tail;
 	struct xres res[MAX_RES];
+	int starttls;                 /* pop3_bl_set_starttls */
+	const char *xclient;          /* pop3_bl_set_xclient, or NULL */
 };
 
 #define SEND(s) { 1, BL_SEND, B(s) }
@@ -54,6 +62,7 @@ struct row {
 #define NO(s)   { 1, BL_NO, B(s) }
 #define FAIL(s) { 1, BL_FAIL, B(s) }
 #define MORE    { 1, BL_NEED_MORE, B("") }
+#define TLS_UP  { 1, BL_STARTTLS, B("") }
 
 /* CROW(name, authzid, user, pass, transcript, tail, results...) takes
  * string literals; ROW logs in as alice/s3cret without an authzid. */
@@ -322,7 +331,7 @@ static const char *rc_name(enum bl_rc rc)
 {
 	static const char *const names[] = {
 		[BL_NEED_MORE] = "NEED_MORE", [BL_SEND] = "SEND", [BL_OK] = "OK",
-		[BL_NO] = "NO", [BL_FAIL] = "FAIL",
+		[BL_NO] = "NO", [BL_FAIL] = "FAIL", [BL_STARTTLS] = "STARTTLS",
 	};
 
 	return (unsigned)rc < sizeof names / sizeof names[0] ? names[rc] : "?";
@@ -380,6 +389,7 @@ struct run {
 	enum bl_rc last;
 	int done;                     /* OK, NO or FAIL seen */
 	size_t end;                   /* its offset */
+	int tls;                      /* STARTTLS seen */
 };
 
 /* How many results the row lists, a final MORE included. */
@@ -390,6 +400,28 @@ static size_t row_results(const struct row *r)
 	while (n < MAX_RES && r->res[n].set)
 		n++;
 	return n;
+}
+
+/* Are the n bytes at p exactly the string s? */
+static int same(const void *p, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
+/* A SEND of a STLS row before BL_STARTTLS: only CAPA or STLS, never a
+ * credential. */
+static void check_clear(const struct run *u)
+{
+	const struct row *r = u->r;
+	const uint8_t *out = u->b.out;
+	size_t n = u->b.out_len;
+
+	if ((r->user_len > 0 && memmem(out, n, r->user, r->user_len) != NULL) ||
+	    (r->pass_len > 0 && memmem(out, n, r->pass, r->pass_len) != NULL))
+		fail_msg("%s [%s]: a credential sent before TLS: \"%s\"", r->name, u->how,
+		         show(out, n));
+	if (!same(out, n, "CAPA\r\n") && !same(out, n, "STLS\r\n"))
+		fail_msg("%s [%s]: \"%s\" sent before TLS", r->name, u->how, show(out, n));
 }
 
 /* Checks result u->k, rc, which ended at input offset end. */
@@ -417,6 +449,13 @@ static void check(struct run *u, enum bl_rc rc, size_t end)
 			fail_msg("%s [%s] result %zu: sent \"%s\" (%zu), expected \"%s\" (%zu)",
 			         r->name, u->how, u->k, show(u->b.out, u->b.out_len), u->b.out_len,
 			         show(x->bytes, x->len), x->len);
+		if (r->starttls && !u->tls)
+			check_clear(u);
+	} else if (rc == BL_STARTTLS) {
+		if (u->b.out_len != 0 || u->tls)
+			fail_msg("%s [%s] result %zu: STARTTLS with %zu bytes to send, or twice",
+			         r->name, u->how, u->k, u->b.out_len);
+		u->tls = 1;
 	} else {
 		if (strlen(u->b.text) != x->len || memcmp(u->b.text, x->bytes, x->len) != 0)
 			fail_msg("%s [%s] result %zu: text \"%s\", expected \"%s\"", r->name, u->how,
@@ -431,6 +470,16 @@ static void check(struct run *u, enum bl_rc rc, size_t end)
 		u->end = end;
 	}
 	u->k++;
+}
+
+/* BL_STARTTLS ended at offset end: the session runs the handshake and
+ * tells the machine, whose answer is the next result at the same offset. */
+static void tls_started(struct run *u, size_t end)
+{
+	enum bl_rc rc = pop3_bl_tls_started(&u->b);
+
+	u->last = rc;
+	check(u, rc, end);
 }
 
 /* Feeds input bytes [start, start + len) as a session would: after each
@@ -460,6 +509,8 @@ static void feed(struct run *u, size_t start, size_t len)
 		start += used;
 		len -= used;
 		check(u, rc, start);
+		if (rc == BL_STARTTLS)
+			tls_started(u, start);
 	}
 }
 
@@ -511,6 +562,10 @@ static void run(const struct row *r, enum how how, size_t split, size_t *offs)
 		snprintf(u->how, sizeof u->how, "split %zu", split);
 	assert_int_equal(pop3_bl_init(&u->b, r->authzid, r->authzid_len, r->user, r->user_len,
 	                              r->pass, r->pass_len), 0);
+	if (r->starttls)
+		pop3_bl_set_starttls(&u->b);
+	if (r->xclient != NULL)
+		assert_int_equal(pop3_bl_set_xclient(&u->b, r->xclient), 0);
 	if (how == WHOLE) {
 		feed(u, 0, r->len);
 	} else if (how == BYTES) {
@@ -1012,8 +1067,313 @@ static void test_xclient(void **state)
 	pop3_bl_free(&b);
 }
 
+
+/* ---- STLS to the backend ---- */
+
+/* Dovecot on port 110 with disable_plaintext_auth: STLS and no USER or
+ * SASL PLAIN in clear; over TLS C_PLAIN. */
+#define C_CLEAR   "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n" \
+                  "STLS\r\nSASL\r\n.\r\n"
+#define STLS_OK   "+OK Begin TLS negotiation now.\r\n"
+#define STLS      "STLS\r\n"
+#define XCLIENT   "XCLIENT ADDR=192.0.2.7 PORT=4321\r\n"
+#define NO_STLS   "backend does not offer STLS"
+
+/* XROW(name, xclient, authzid, user, pass, transcript, tail, results...):
+ * a STLS row; TROW logs in as alice/s3cret without XCLIENT. */
+#define XROW(nm, x, z, u, p, input, tl, ...) \
+	{ .name = nm, .authzid = z, .authzid_len = sizeof(z) - 1, \
+	  .user = u, .user_len = sizeof(u) - 1, .pass = p, .pass_len = sizeof(p) - 1, \
+	  .in = input, .len = sizeof(input) - 1, .tail = tl, .res = { __VA_ARGS__ }, \
+	  .starttls = 1, .xclient = x }
+#define TROW(nm, input, tl, ...) XROW(nm, NULL, "", "alice", "s3cret", input, tl, __VA_ARGS__)
+#define XC "ADDR=192.0.2.7 PORT=4321"
+
+static const struct row tls_rows[] = {
+	/* ---- the upgrade, then the login on what TLS says ---- */
+	TROW("Dovecot: STLS, SASL PLAIN only over TLS",
+	     G C_CLEAR STLS_OK C_PLAIN "+OK Logged in.\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK("Logged in.")),
+	TROW("SASL PLAIN only in clear: USER and PASS over TLS",
+	     G "+OK\r\nSTLS\r\nSASL PLAIN LOGIN\r\nUSER\r\n.\r\n" STLS_OK C_NOSASL
+	     "+OK\r\n+OK Logged in.\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(USER), SEND(PASS), OK("Logged in.")),
+	TROW("CAPA refused over TLS: USER and PASS",
+	     G "+OK\r\nSTLS\r\nSASL PLAIN\r\n.\r\n" STLS_OK "-ERR no\r\n+OK\r\n+OK\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(USER), SEND(PASS), OK("")),
+	TROW("STLS over TLS is not asked for again",
+	     G C_CLEAR STLS_OK "+OK\r\nSTLS\r\nSASL PLAIN\r\n.\r\n+OK in\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK("in")),
+	TROW("lower-case stls and +ok", "+ok hi\r\n+ok\r\nstls\r\n.\r\n+ok go\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), MORE),
+	TROW("a byte-stuffed STLS counts", G "+OK\r\n.STLS\r\n.\r\n" STLS_OK, 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), MORE),
+	TROW("transcript ends after STLS's +OK", G C_CLEAR STLS_OK, 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), MORE),
+	TROW("client bytes after OK stay", G C_CLEAR STLS_OK C_PLAIN "+OK in\r\n+OK 2 messages\r\n",
+	     16, SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK("in")),
+	TROW("PASS refused over TLS", G C_CLEAR STLS_OK C_NOSASL "+OK\r\n-ERR " AUTHFAIL "\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(USER), SEND(PASS), NO(AUTHFAIL)),
+	XROW("XCLIENT over TLS, not in clear", XC, "", "alice", "s3cret",
+	     G "+OK\r\nXCLIENT\r\nSTLS\r\n.\r\n" STLS_OK "+OK\r\nXCLIENT\r\nSASL PLAIN\r\n.\r\n"
+	     "+OK Updated\r\n+OK Logged in.\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(XCLIENT), SEND(AUTH_IR),
+	     OK("Logged in.")),
+	XROW("XCLIENT offered only in clear: not sent", XC, "", "alice", "s3cret",
+	     G "+OK\r\nXCLIENT\r\nSTLS\r\nSASL PLAIN\r\n.\r\n" STLS_OK C_NOSASL "+OK\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(USER), SEND(PASS), MORE),
+	XROW("XCLIENT refused over TLS: USER", XC, "", "alice", "s3cret",
+	     G C_CLEAR STLS_OK "+OK\r\nXCLIENT\r\n.\r\n-ERR not trusted\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(XCLIENT), SEND(USER), MORE),
+	XROW("authzid over TLS", NULL, "admin", "alice", "s3cret",
+	     G C_CLEAR STLS_OK C_PLAIN "+OK in\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA),
+	     SEND("AUTH PLAIN YWRtaW4AYWxpY2UAczNjcmV0\r\n"), OK("in")),
+	XROW("authzid: SASL PLAIN only in clear", NULL, "admin", "alice", "s3cret",
+	     G "+OK\r\nSTLS\r\nSASL PLAIN\r\n.\r\n" STLS_OK C_NOSASL, 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA),
+	     NO("backend cannot log in as another user")),
+	XROW("user name with a space: STLS first, NO after", NULL, "", "al ice", "s3cret",
+	     G C_CLEAR STLS_OK C_NOSASL, 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), NO("user name cannot be sent with USER")),
+	XROW("password with spaces and 8-bit bytes over TLS", NULL, "", "alice", HPASS,
+	     G C_CLEAR STLS_OK C_NOSASL "+OK\r\n+OK\r\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(USER), SEND("PASS " HPASS "\r\n"),
+	     OK("")),
+
+	/* ---- no STLS offered: nothing goes out ---- */
+	TROW("CAPA without STLS", GP "+OK\r\n", 5, SEND(CAPA), FAIL(NO_STLS)),
+	TROW("CAPA without STLS, no SASL", GN, 0, SEND(CAPA), FAIL(NO_STLS)),
+	TROW("CAPA answered -ERR", G "-ERR Unknown command\r\n", 0, SEND(CAPA), FAIL(NO_STLS)),
+	TROW("CAPA answered -ERR without text", G "-ERR\r\n+OK\r\n", 5,
+	     SEND(CAPA), FAIL(NO_STLS)),
+	TROW("empty CAPA list", G "+OK\r\n.\r\n", 0, SEND(CAPA), FAIL(NO_STLS)),
+	TROW("names that only look like STLS",
+	     G "+OK\r\nSTLSX\r\nXSTLS\r\nSTL\r\nSTARTTLS\r\n..STLS\r\nSASL STLS\r\n.\r\n", 0,
+	     SEND(CAPA), FAIL(NO_STLS)),
+	TROW("greeting -ERR", "-ERR [SYS/TEMP] Too many connections\r\n", 0,
+	     FAIL("[SYS/TEMP] Too many connections")),
+
+	/* ---- STLS's answer ---- */
+	TROW("STLS answered -ERR", G C_CLEAR "-ERR TLS support isn't enabled.\r\n", 0,
+	     SEND(CAPA), SEND(STLS), FAIL("TLS support isn't enabled.")),
+	TROW("STLS answered -ERR without text", G C_CLEAR "-ERR\r\n+OK\r\n", 5,
+	     SEND(CAPA), SEND(STLS), FAIL("backend refused STLS")),
+	TROW("STLS answered -ERR [SYS/TEMP]", G C_CLEAR "-ERR [SYS/TEMP] later\r\n", 0,
+	     SEND(CAPA), SEND(STLS), FAIL("[SYS/TEMP] later")),
+	TROW("STLS answered +", G C_CLEAR "+ \r\n", 0, SEND(CAPA), SEND(STLS), FAIL(UNEXPECTED)),
+	TROW("STLS answered +OKAY", G C_CLEAR "+OKAY\r\n", 0,
+	     SEND(CAPA), SEND(STLS), FAIL(UNEXPECTED)),
+	TROW("STLS answered with an IMAP line", G C_CLEAR "* BYE\r\n", 0,
+	     SEND(CAPA), SEND(STLS), FAIL(UNEXPECTED)),
+	TROW("STLS answered with an empty line", G C_CLEAR "\r\n" STLS_OK, sizeof(STLS_OK) - 1,
+	     SEND(CAPA), SEND(STLS), FAIL(UNEXPECTED)),
+	TROW("NUL in STLS's answer", G C_CLEAR "+OK \0\r\n", 2,
+	     SEND(CAPA), SEND(STLS), FAIL("backend sent a NUL byte")),
+	TROW("bare LF", "+OK hi\n+OK\nSTLS\n.\n+OK\n+OK\nSASL PLAIN\n.\n+OK done\n", 0,
+	     SEND(CAPA), SEND(STLS), TLS_UP, SEND(CAPA), SEND(AUTH_IR), OK("done")),
+};
+
+#define NTLS_ROWS (sizeof tls_rows / sizeof tls_rows[0])
+
+/* Every STLS transcript, whole, byte by byte and at every split; the
+ * runner checks that nothing but CAPA and STLS, and never a credential,
+ * goes out before BL_STARTTLS. */
+static void test_starttls(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < NTLS_ROWS; i++)
+		run_row(&tls_rows[i]);
+}
+
+/* Feeds up to BL_STARTTLS after greeting and CAPA list c. */
+static void to_tls(struct pop3_blogin *b, const char *c)
+{
+	assert_int_equal(pop3_bl_init(b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(b);
+	feed_expect(b, G, BL_SEND, CAPA);
+	feed_expect(b, c, BL_SEND, STLS);
+	feed_expect(b, STLS_OK, BL_STARTTLS, NULL);
+	assert_int_equal(b->out_len, 0);
+}
+
+/* Everything sent in clear is CAPA and STLS; the credentials go out
+ * only after pop3_bl_tls_started. */
+static void test_starttls_creds_after_tls(void **state)
+{
+	static const char *const in[] = {
+		G, "+OK\r\nSTLS\r\nUSER\r\nSASL PLAIN\r\n.\r\n", STLS_OK, C_NOSASL, "+OK\r\n",
+		"+OK Logged in.\r\n",
+	};
+	static const enum bl_rc want[] = {
+		BL_SEND, BL_SEND, BL_STARTTLS, BL_SEND, BL_SEND, BL_OK,
+	};
+	struct pop3_blogin b;
+	char clear[64] = "", tls[128] = "";
+	int up = 0;
+	enum bl_rc rc;
+
+	(void)state;
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(&b);
+	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+		size_t used;
+
+		rc = pop3_bl_feed(&b, (const uint8_t *)in[i], strlen(in[i]), &used);
+		assert_int_equal(rc, want[i]);
+		assert_int_equal(used, strlen(in[i]));
+		if (rc == BL_STARTTLS) {
+			up = 1;
+			rc = pop3_bl_tls_started(&b);
+			assert_int_equal(rc, BL_SEND);
+		}
+		if (rc == BL_SEND)
+			strncat(up ? tls : clear, (const char *)b.out, b.out_len);
+	}
+	assert_string_equal(clear, CAPA STLS);
+	assert_string_equal(tls, CAPA USER PASS);
+	pop3_bl_free(&b);
+}
+
+/* pop3_bl_tls_started forgets what CAPA said in clear. */
+static void test_starttls_caps_forgotten(void **state)
+{
+	struct pop3_blogin b;
+
+	(void)state;
+	to_tls(&b, "+OK\r\nSTLS\r\nXCLIENT\r\nSASL PLAIN\r\n.\r\n");
+	assert_int_equal(b.sasl_plain, 1);
+	assert_int_equal(b.cap_xclient, 1);
+	assert_int_equal(b.cap_stls, 1);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_SEND);
+	assert_int_equal(b.out_len, strlen(CAPA));
+	assert_memory_equal(b.out, CAPA, b.out_len);
+	assert_int_equal(b.sasl_plain, 0);
+	assert_int_equal(b.cap_xclient, 0);
+	assert_int_equal(b.cap_stls, 0);
+	feed_expect(&b, "+OK\r\nSTLS\r\nUSER\r\n.\r\n", BL_SEND, USER);
+	assert_int_equal(b.cap_stls, 1);
+	pop3_bl_free(&b);
+}
+
+/* Bytes after STLS's +OK in the same read are returned unused; a feed
+ * before pop3_bl_tls_started with any byte fails (they came in clear),
+ * an empty one waits. */
+static void test_starttls_bytes_in_clear(void **state)
+{
+	static const char in[] = STLS_OK "+OK\r\nSASL PLAIN\r\n.\r\n";
+	struct pop3_blogin b;
+	size_t used = 99;
+
+	(void)state;
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(&b);
+	feed_expect(&b, G, BL_SEND, CAPA);
+	feed_expect(&b, C_CLEAR, BL_SEND, STLS);
+	assert_int_equal(pop3_bl_feed(&b, (const uint8_t *)in, sizeof in - 1, &used), BL_STARTTLS);
+	assert_int_equal(used, strlen(STLS_OK));
+	assert_int_equal(pop3_bl_feed(&b, (const uint8_t *)"", 0, &used), BL_NEED_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(pop3_bl_feed(&b, (const uint8_t *)in + strlen(STLS_OK), 1, &used),
+	                 BL_FAIL);
+	assert_int_equal(used, 0);
+	assert_string_equal(b.text, "backend sent bytes in clear after STLS");
+	assert_int_equal(b.pass_len, 0);
+	assert_true(zeroed(b.pass, sizeof b.pass));
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+	pop3_bl_free(&b);
+}
+
+/* A feed after the login ended: FAIL, nothing used. */
+static void feed_ended(struct pop3_blogin *b, const char *in)
+{
+	size_t used = 99;
+
+	assert_int_equal(pop3_bl_feed(b, (const uint8_t *)in, strlen(in), &used), BL_FAIL);
+	assert_int_equal(used, 0);
+	assert_string_equal(b->text, "the backend login has ended");
+}
+
+/* pop3_bl_tls_started anywhere but right after BL_STARTTLS fails, ends
+ * the login and forgets the password. */
+static void test_starttls_wrong_state(void **state)
+{
+	struct pop3_blogin b;
+
+	(void)state;
+	/* before the greeting */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(&b);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STLS");
+	assert_int_equal(b.pass_len, 0);
+	assert_int_equal(b.out_len, 0);
+	feed_ended(&b, G);
+	pop3_bl_free(&b);
+
+	/* while CAPA's list comes */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(&b);
+	feed_expect(&b, G, BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nSTLS\r\n", BL_NEED_MORE, NULL);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	feed_ended(&b, ".\r\n");
+	pop3_bl_free(&b);
+
+	/* while STLS waits for its answer: the request is wiped */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	pop3_bl_set_starttls(&b);
+	feed_expect(&b, G, BL_SEND, CAPA);
+	feed_expect(&b, C_CLEAR, BL_SEND, STLS);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STLS");
+	assert_int_equal(b.out_len, 0);
+	assert_true(zeroed(b.out, sizeof b.out));
+	feed_ended(&b, STLS_OK);
+	pop3_bl_free(&b);
+
+	/* twice */
+	to_tls(&b, C_CLEAR);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_SEND);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STLS");
+	assert_int_equal(b.pass_len, 0);
+	pop3_bl_free(&b);
+
+	/* without pop3_bl_set_starttls, mid-login: USER wiped */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	feed_expect(&b, G, BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nSTLS\r\nUSER\r\n.\r\n", BL_SEND, USER);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+	assert_true(zeroed(b.out, sizeof b.out));
+	assert_int_equal(b.pass_len, 0);
+	pop3_bl_free(&b);
+
+	/* after the login */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	feed_expect(&b, G, BL_SEND, CAPA);
+	feed_expect(&b, C_PLAIN, BL_SEND, AUTH_IR);
+	feed_expect(&b, "+OK hi\r\n", BL_OK, "hi");
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_string_equal(b.text, "TLS started without STLS");
+	pop3_bl_free(&b);
+
+	/* after pop3_bl_free */
+	to_tls(&b, C_CLEAR);
+	pop3_bl_free(&b);
+	assert_int_equal(pop3_bl_tls_started(&b), BL_FAIL);
+	assert_int_equal(b.out_len, 0);
+}
+
 static const struct CMUnitTest extra[] = {
 	cmocka_unit_test(test_xclient),
+	cmocka_unit_test(test_starttls),
+	cmocka_unit_test(test_starttls_creds_after_tls),
+	cmocka_unit_test(test_starttls_caps_forgotten),
+	cmocka_unit_test(test_starttls_bytes_in_clear),
+	cmocka_unit_test(test_starttls_wrong_state),
 	cmocka_unit_test(test_line_max),
 	cmocka_unit_test(test_text_max),
 	cmocka_unit_test(test_init_limits),
