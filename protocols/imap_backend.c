@@ -359,8 +359,10 @@ static int greeting_caps(struct imap_blogin *b, const char *text)
  * login, anything else is noise. */
 static enum bl_rc on_untagged(struct imap_blogin *b, const struct resp *r)
 {
-	if (r->word == W_BYE)
+	if (r->word == W_BYE) {
+		b->gone = 1;
 		return finish(b, BL_FAIL, text_or(r, "backend said BYE"));
+	}
 	return BL_NEED_MORE;
 }
 
@@ -371,8 +373,10 @@ static enum bl_rc on_greeting(struct imap_blogin *b, const struct resp *r)
 		return finish(b, BL_FAIL, "unexpected backend greeting");
 	if (r->word == W_PREAUTH)
 		return finish(b, BL_FAIL, "backend greeted with PREAUTH");
-	if (r->word == W_BYE)
+	if (r->word == W_BYE) {
+		b->gone = 1;
 		return finish(b, BL_FAIL, text_or(r, "backend said BYE"));
+	}
 	if (r->word != W_OK)
 		return finish(b, BL_FAIL, "unexpected backend greeting");
 	if (greeting_caps(b, r->text))

@@ -57,6 +57,8 @@ struct imap_blogin {
 	size_t out_len;
 	char text[IMAP_BL_TEXT_MAX + 1];  /* OK text, or NO/FAIL reason */
 	char id[IMAP_BL_ID_MAX + 1];      /* ID arguments to send first; "" none */
+	unsigned gone : 1;            /* FAIL came from a BYE: the backend is going away,
+	                               * another one may take the login */
 	unsigned starttls : 1;        /* upgrade to TLS before the login */
 	unsigned tls : 1;             /* imap_bl_tls_started ran */
 };

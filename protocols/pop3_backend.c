@@ -244,7 +244,7 @@ static enum bl_rc start(struct pop3_blogin *b)
 {
 	if (b->starttls && !b->tls)
 		return start_tls(b);
-	if (b->xclient[0] && b->cap_xclient && !b->xclient_done) {
+	if (b->xclient[0] && (b->cap_xclient || b->greet_xclient) && !b->xclient_done) {
 		b->xclient_done = 1;
 		return send_request(b, out_str(b, "XCLIENT ") || out_str(b, b->xclient) ||
 		                    out_str(b, "\r\n"), S_XCLIENT);
@@ -297,18 +297,30 @@ static int unavailable(const char *text)
 /* "-ERR" to USER, PASS or AUTH: refused, or unavailable by its code. */
 static enum bl_rc on_refused(struct pop3_blogin *b, const struct resp *r)
 {
-	if (unavailable(r->text))
+	if (unavailable(r->text)) {
+		b->gone = strncasecmp(r->text, "[SYS/TEMP]", 10) == 0;
 		return finish(b, BL_FAIL, r->text);
+	}
 	return finish(b, BL_NO, text_or(r, "backend refused the login"));
 }
 
 /* The first line from the backend: "+OK" asks for CAPA. */
 static enum bl_rc on_greeting(struct pop3_blogin *b, const struct resp *r)
 {
-	if (r->word == W_ERR)
+	if (r->word == W_ERR) {
+		b->gone = 1;
 		return finish(b, BL_FAIL, text_or(r, "backend refused the connection"));
+	}
 	if (r->word != W_OK)
 		return finish(b, BL_FAIL, "unexpected backend greeting");
+	/* Dovecot tells trusted clients "+OK [XCLIENT] ..." and keeps XCLIENT
+	 * out of CAPA; asking for it needlessly is harmless either way */
+	if (r->text[0] == '[') {
+		size_t n = strcspn(r->text, "]");
+		for (const char *t = r->text + 1; t < r->text + n; t += strcspn(t, " ]"), t += *t == ' ')
+			if (strncasecmp(t, "XCLIENT", 7) == 0 && (t[7] == ' ' || t[7] == ']'))
+				b->greet_xclient = 1;
+	}
 	return send_request(b, out_str(b, "CAPA\r\n"), S_CAPA);
 }
 

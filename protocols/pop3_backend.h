@@ -52,6 +52,9 @@ struct pop3_blogin {
 	char text[POP3_BL_TEXT_MAX + 1];
 	char xclient[POP3_BL_XCLIENT_MAX + 1]; /* XCLIENT arguments; "" none */
 	unsigned cap_xclient : 1;     /* CAPA offered XCLIENT */
+	unsigned greet_xclient : 1;   /* so did the greeting's "[XCLIENT]" (Dovecot 2.3) */
+	unsigned gone : 1;            /* FAIL came from "-ERR" to the connection or
+	                               * "-ERR [SYS/TEMP]": another backend may take it */
 	unsigned xclient_done : 1;
 	unsigned cap_stls : 1;        /* CAPA offered STLS */
 	unsigned starttls : 1;        /* upgrade to TLS before the login */

@@ -338,11 +338,16 @@ void backend_release(struct sess *s)
 
 void backend_connect_failed(struct sess *s, int err, const char *why)
 {
+	mark_down(s, why ? why : uv_strerror(err));
+	backend_retry(s, err, why);
+}
+
+void backend_retry(struct sess *s, int err, const char *why)
+{
 	const size_t *v;
 	size_t one, n = candidates(s, &v, &one);
 	int more = 0;
 
-	mark_down(s, why ? why : uv_strerror(err));
 	for (size_t i = 0; i < n && i < 32; i++)
 		more |= !(s->tried & (1u << i)) &&
 		        !atomic_load(&s->gen->backends[v[i]].down[s->l->protocol]);

@@ -252,6 +252,8 @@ static void listener_caps(const struct cfg *cf, const struct cfg_listener *l,
 {
 	char caps[DLG_CAPS_MAX], err[160], shown[DLG_CAPS_MAX], q[DLG_CAPS_MAX + 200], *c;
 	int pop3 = l->protocol == CFG_PROTO_POP3, rc = 0;
+	enum cfg_forward fwd = l->nbk ? cf->backends[l->bk[0]].forward : CFG_FWD_NONE;
+	int pv = fwd == CFG_FWD_PROXY_V1 ? 1 : fwd == CFG_FWD_PROXY_V2 ? 2 : 0;
 	const struct cfg_listener *old;
 	size_t j;
 
@@ -261,10 +263,10 @@ static void listener_caps(const struct cfg *cf, const struct cfg_listener *l,
 		rc = -1, snprintf(err, sizeof err, "the backend speaks TLS from the first byte: "
 		                  "not probed (set capabilities to advertise more)");
 	else if (pop3)
-		rc = probe_pop3_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
+		rc = probe_pop3_caps(&l->backend, pv, l->connect_timeout_ms, caps, sizeof caps, err,
 		                     sizeof err);
 	else
-		rc = probe_imap_caps(&l->backend, l->connect_timeout_ms, caps, sizeof caps, err,
+		rc = probe_imap_caps(&l->backend, pv, l->connect_timeout_ms, caps, sizeof caps, err,
 		                     sizeof err);
 	rt->caps_probed = !l->capabilities && rc == 0;
 	if (rc != 0) {

@@ -43,6 +43,7 @@ struct preauth {
 	uint8_t *pending;             /* client plaintext not fed yet */
 	size_t pending_len;
 	enum dlg_login result;
+	int heard;                    /* the backend sent something in this login */
 	char text[IMAP_BL_TEXT_MAX + 1]; /* backend's OK text or failure reason */
 };
 
@@ -529,6 +530,7 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 
 void preauth_connected(struct sess *s)
 {
+	s->pa->heard = 0;
 	if (bl_start(s) != 0) {
 		preauth_backend_failed(s, UV_ENOMEM, "the login does not fit for this backend");
 		return;
@@ -568,10 +570,20 @@ void preauth_backend_read(struct sess *s, ssize_t nread, const uint8_t *p)
 	if (nread == 0 || s->closing || s->state != SESS_LOGIN)
 		return;
 	if (nread < 0) {
-		preauth_backend_failed(s, (int)nread, nread == UV_EOF ? "backend closed during login"
-		                                                      : NULL);
+		/* the connection is gone before the login's answer (a backend
+		 * shutting down): the next backend may take the login; one that
+		 * closed before a word is as good as a failed connect */
+		bl_end(pa);
+		if (!pa->heard)
+			backend_connect_failed(s, (int)nread, nread == UV_EOF ? "backend closed before "
+			                       "its greeting" : "backend connection lost before its "
+			                       "greeting");
+		else
+			backend_retry(s, (int)nread, nread == UV_EOF ? "backend closed during login"
+			              : "backend connection lost during login");
 		return;
 	}
+	pa->heard = 1;
 	while (len > 0 || nread > 0) {
 		size_t used = 0, *out_len;
 		enum bl_rc rc = bl_feed(pa, p, len, &used);
@@ -611,11 +623,16 @@ void preauth_backend_read(struct sess *s, ssize_t nread, const uint8_t *p)
 			bl_end(pa);
 			login_no(s);
 			return;
-		case BL_FAIL:
+		case BL_FAIL: {
+			int gone = pa->pop3 ? pa->bl->pop3.gone : pa->bl->imap.gone;
 			bl_end(pa);
 			snprintf(why, sizeof why, "%s", pa->text);
-			preauth_backend_failed(s, UV_EPROTO, why);
+			if (gone)
+				backend_retry(s, UV_EPROTO, why);
+			else
+				preauth_backend_failed(s, UV_EPROTO, why);
 			return;
+		}
 		}
 	}
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxyp.h"
+
 #define PROBE_LINE_MAX 8192
 
 struct conn {
@@ -71,9 +73,10 @@ static int read_line(struct conn *c, char *line, size_t size)
 	}
 }
 
-static int send_all(struct conn *c, const char *s)
+/* Sends n bytes (a PROXY header may hold NULs). */
+static int write_all(struct conn *c, const void *p, size_t n)
 {
-	size_t n = strlen(s);
+	const char *s = p;
 
 	while (n > 0) {
 		if (wait_for(c, POLLOUT) < 0)
@@ -87,6 +90,11 @@ static int send_all(struct conn *c, const char *s)
 	return 0;
 }
 
+static int send_all(struct conn *c, const char *s)
+{
+	return write_all(c, s, strlen(s));
+}
+
 /* Copies the list after "CAPABILITY " up to "]" or the end. */
 static void take_caps(const char *p, char *caps, size_t capslen)
 {
@@ -98,8 +106,29 @@ static void take_caps(const char *p, char *caps, size_t capslen)
 	caps[n] = '\0';
 }
 
+static int connect_plain(struct conn *c, const struct cfg_addr *a);
+
+/* Connects with a deadline, then sends a LOCAL PROXY header when the
+ * backend wants one; returns 0 or -1 with errno set. */
+static int connect_to(struct conn *c, const struct cfg_addr *a, int proxy_version)
+{
+	uint8_t hdr[32];
+	int n;
+
+	if (connect_plain(c, a) < 0)
+		return -1;
+	if (!proxy_version)
+		return 0;
+	n = proxyp_build_local(proxy_version, hdr, sizeof hdr);
+	if (n < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return write_all(c, hdr, (size_t)n);
+}
+
 /* Connects with a deadline; returns 0 or -1 with errno set. */
-static int connect_to(struct conn *c, const struct cfg_addr *a)
+static int connect_plain(struct conn *c, const struct cfg_addr *a)
 {
 	int err = 0;
 	socklen_t len = sizeof err;
@@ -122,15 +151,15 @@ static int connect_to(struct conn *c, const struct cfg_addr *a)
 	return 0;
 }
 
-int probe_imap_caps(const struct cfg_addr *backend, uint32_t timeout_ms, char *caps,
-                    size_t capslen, char *err, size_t errlen)
+int probe_imap_caps(const struct cfg_addr *backend, int proxy_version, uint32_t timeout_ms,
+                    char *caps, size_t capslen, char *err, size_t errlen)
 {
 	struct conn c = { .fd = -1, .deadline_ms = now_ms() + timeout_ms };
 	char line[PROBE_LINE_MAX];
 	int rc = -1;
 
 	caps[0] = '\0';
-	if (connect_to(&c, backend) < 0) {
+	if (connect_to(&c, backend, proxy_version) < 0) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
 		goto out;
 	}
@@ -185,8 +214,8 @@ static int pop3_is(const char *line, const char *word)
 	return strncasecmp(line, word, n) == 0 && (line[n] == '\0' || line[n] == ' ');
 }
 
-int probe_pop3_caps(const struct cfg_addr *backend, uint32_t timeout_ms, char *caps,
-                    size_t capslen, char *err, size_t errlen)
+int probe_pop3_caps(const struct cfg_addr *backend, int proxy_version, uint32_t timeout_ms,
+                    char *caps, size_t capslen, char *err, size_t errlen)
 {
 	struct conn c = { .fd = -1, .deadline_ms = now_ms() + timeout_ms };
 	char line[PROBE_LINE_MAX];
@@ -194,7 +223,7 @@ int probe_pop3_caps(const struct cfg_addr *backend, uint32_t timeout_ms, char *c
 
 	if (capslen > 0)
 		caps[0] = '\0';
-	if (connect_to(&c, backend) < 0) {
+	if (connect_to(&c, backend, proxy_version) < 0) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
 		goto out;
 	}

@@ -102,6 +102,8 @@ void relay_client_eof(struct sess *s)
 		sess_finish(s, "client closed");
 		return;
 	}
+	if (s->btls)
+		tls_close_notify(s->btls);  /* queued before the FIN */
 	shutdown_backend(s);
 }
 

@@ -692,14 +692,8 @@ static void begin(struct sess *s)
 		free(early);
 		return;
 	}
-	s->tls = tls_conn_new(s->rt->tls, tls_send, s);
-	if (!s->tls) {
-		sess_close(s, "out of memory");
-		return;
-	}
-	s->tls_on = 1;
-	sess_enter(s, SESS_HANDSHAKE);
-	if (s->stash_len) {
+	sess_start_tls(s);
+	if (!s->closing && s->stash_len) {
 		tls_conn_input(s->tls, s->stash, s->stash_len);
 		client_input(s);
 	}

@@ -133,6 +133,9 @@ void backend_read_start(struct sess *s);
 void backend_starttls(struct sess *s);
 /* Stops counting the session in its backend's connections (sess_close). */
 void backend_release(struct sess *s);
+/* The backend in use failed the login in a way another backend may not
+ * (it went away, said BYE, "-ERR [SYS/TEMP]"): the next one, if any. */
+void backend_retry(struct sess *s, int err, const char *why);
 /* The name of the backend in use, for log lines ("-" before one). */
 const char *backend_name(const struct sess *s);
 void backend_fail(struct sess *s, int err);

@@ -591,27 +591,60 @@ static void set_policy(tls_server *s, const struct tls_policy *pol)
 	        MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL);
 }
 
+/* Loads the CA certificates a peer's must chain to; what names the file
+ * in messages. 0, or -1 with a message in err. */
+static int load_cas(tls_server *s, const char *file, const char *what, char *err,
+                    size_t errlen)
+{
+	int rc = mbedtls_x509_crt_parse_file(&s->ca, file);
+
+	if (rc > 0) {
+		snprintf(err, errlen, "%s: %d certificate(s) could not be parsed", what, rc);
+		return -1;
+	}
+	return rc != 0 ? fail(err, errlen, what, rc) : 0;
+}
+
+/* A context for one side (MBEDTLS_SSL_IS_SERVER or _CLIENT) with the
+ * policy; NULL with a message in err. */
+static tls_server *context_new(int endpoint, const struct tls_policy *pol, char *err,
+                               size_t errlen)
+{
+	tls_server *s = calloc(1, sizeof *s);
+	int rc;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	mbedtls_ssl_config_init(&s->conf);
+	mbedtls_x509_crt_init(&s->ca);
+	rc = mbedtls_ssl_config_defaults(&s->conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                 MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc != 0) {
+		fail(err, errlen, "TLS config", rc);
+		tls_server_free(s);
+		return NULL;
+	}
+	mbedtls_ssl_conf_rng(&s->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+	set_policy(s, pol);
+	return s;
+}
+
 /* Used by tls_server_new(): who may present a client certificate. */
 static int set_client_auth(tls_server *s, const struct tls_listener_opts *o, char *err,
                            size_t errlen)
 {
 	char what[512];
-	int rc;
 
 	s->client_auth = o->client_auth;
 	if (o->client_auth == TLS_CLIENT_NONE) {
 		mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
 		return 0;
 	}
-	rc = mbedtls_x509_crt_parse_file(&s->ca, o->client_ca ? o->client_ca : "");
-	if (rc != 0) {
-		snprintf(what, sizeof what, "client CA %s", o->client_ca ? o->client_ca : "(none)");
-		if (rc > 0) {
-			snprintf(err, errlen, "%s: %d certificate(s) could not be parsed", what, rc);
-			return -1;
-		}
-		return fail(err, errlen, what, rc);
-	}
+	snprintf(what, sizeof what, "client CA %s", o->client_ca ? o->client_ca : "(none)");
+	if (load_cas(s, o->client_ca ? o->client_ca : "", what, err, errlen) < 0)
+		return -1;
 	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
 	/* "required" is enforced by check_peer() once the handshake is done:
 	 * refused there, the client gets an alert it can read in both
@@ -625,24 +658,12 @@ static int set_client_auth(tls_server *s, const struct tls_listener_opts *o, cha
 int tls_server_new(tls_server **out, const struct tls_policy *pol,
                    const struct tls_listener_opts *o, char *err, size_t errlen)
 {
-	tls_server *s = calloc(1, sizeof *s);
+	tls_server *s = context_new(MBEDTLS_SSL_IS_SERVER, pol, err, errlen);
 	int rc;
 
 	*out = NULL;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
+	if (!s)
 		return -1;
-	}
-	mbedtls_ssl_config_init(&s->conf);
-	mbedtls_x509_crt_init(&s->ca);
-	rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
-	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc != 0) {
-		fail(err, errlen, "TLS config", rc);
-		goto fail;
-	}
-	mbedtls_ssl_conf_rng(&s->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-	set_policy(s, pol);
 	if (set_certs(s, o, err, errlen) < 0 || set_client_auth(s, o, err, errlen) < 0)
 		goto fail;
 	mbedtls_ssl_conf_cert_cb(&s->conf, on_cert_select);
@@ -686,35 +707,15 @@ void tls_server_free(tls_server *s)
 int tls_client_new(tls_server **out, const struct tls_policy *pol, const char *ca_file,
                    char *err, size_t errlen)
 {
-	tls_server *s = calloc(1, sizeof *s);
+	tls_server *s = context_new(MBEDTLS_SSL_IS_CLIENT, pol, err, errlen);
 	char what[512];
-	int rc;
 
 	*out = NULL;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
+	if (!s)
 		return -1;
-	}
-	mbedtls_ssl_config_init(&s->conf);
-	mbedtls_x509_crt_init(&s->ca);
-	rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
-	                                 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc != 0) {
-		fail(err, errlen, "TLS config", rc);
+	snprintf(what, sizeof what, "CA file %s", ca_file);
+	if (load_cas(s, ca_file, what, err, errlen) < 0)
 		goto fail;
-	}
-	mbedtls_ssl_conf_rng(&s->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-	set_policy(s, pol);
-	rc = mbedtls_x509_crt_parse_file(&s->ca, ca_file);
-	if (rc != 0) {
-		snprintf(what, sizeof what, "CA file %s", ca_file);
-		if (rc > 0) {
-			snprintf(err, errlen, "%s: %d certificate(s) could not be parsed", what, rc);
-			goto fail;
-		}
-		fail(err, errlen, what, rc);
-		goto fail;
-	}
 	mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
 	/* the backend's certificate must chain to the CA and name the host */
 	mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);

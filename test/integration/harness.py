@@ -10,13 +10,15 @@ What it provides:
 - Dovecot: a real Dovecot on loopback started through scripts/dovecot.sh
   (the same script `make run` uses), optionally with extra accounts and
   extra messages placed in a Maildir before it starts, and extra settings
-  (DIR/extra.conf); deliver() adds a message while it runs.
+  (DIR/extra.conf); deliver() adds a message while it runs; restart()
+  starts a stopped one again on the same ports.
 - Moat: writes a moat configuration (a Listener's options dict adds keys
-  to its section), runs `build/moat -c` (binary from
-  $MOAT, default build/moat; optional wrapper command from $MOAT_WRAPPER,
-  e.g. "valgrind -q"), captures stderr to a log file, waits for
-  event=ready, stops it with SIGTERM and returns its exit status;
-  write_config() and reload() (SIGHUP) change it while it runs.
+  to its section; its backend may be a port or [backend] names), runs
+  `build/moat -c` (binary from $MOAT, default build/moat; optional
+  wrapper command from $MOAT_WRAPPER, e.g. "valgrind -q"), captures
+  stderr to a log file, waits for event=ready, stops it with SIGTERM and
+  returns its exit status; write_config() and reload() (SIGHUP) change it
+  while it runs.
 - mkcert(): more certificates from the test CA (scripts/mkcert.sh).
 - client_context(): an ssl.SSLContext trusting only the test CA.
 - big_message(): a deterministic 64 MiB RFC 5322 message (CRLF lines, some
@@ -491,7 +493,29 @@ class Dovecot:
                     with open(tmp, "wb") as f:
                         f.write(data)
                 os.rename(tmp, os.path.join(md, "new", fname))
-        out = open(self.out_path, "wb")
+        self._run("wb", timeout)
+        # What each user's INBOX holds, read before any client touches it
+        # (Dovecot then moves the files from new/ to cur/).
+        for user in os.listdir(os.path.join(self.dir, "mail")):
+            self.inbox[user] = []
+            for fname, path in self.mailbox_files(user):
+                size = os.path.getsize(path)
+                with open(path, "rb") as f:
+                    data = f.read() if size <= (1 << 20) else None
+                self.inbox[user].append((fname, data, size))
+        return self
+
+    def restart(self, timeout=30):
+        """Starts a stopped Dovecot again in the same directory on the same
+        ports, with its users and mail as they are now (nothing placed
+        again); its log goes on in the same file."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("dovecot is still running")
+        self._run("ab", timeout)
+        return self
+
+    def _run(self, out_mode, timeout):
+        out = open(self.out_path, out_mode)
         try:
             self.proc = spawn(["sh", os.path.join(SCRIPTS, "dovecot.sh"), self.dir,
                                str(self.imap_port), str(self.pop3_port)],
@@ -505,16 +529,6 @@ class Dovecot:
             self.stop()
             raise RuntimeError("%s\n--- dovecot output:\n%s\n--- dovecot.log:\n%s"
                                % (e, _read(self.out_path), _read(self.log_path)))
-        # What each user's INBOX holds, read before any client touches it
-        # (Dovecot then moves the files from new/ to cur/).
-        for user in os.listdir(os.path.join(self.dir, "mail")):
-            self.inbox[user] = []
-            for fname, path in self.mailbox_files(user):
-                size = os.path.getsize(path)
-                with open(path, "rb") as f:
-                    data = f.read() if size <= (1 << 20) else None
-                self.inbox[user].append((fname, data, size))
-        return self
 
     def message(self, uid, user="demo"):
         """The bytes of the user's message with this UID (1-based, as
@@ -593,7 +607,9 @@ def _read(path):
 # ---------------------------------------------------------------- moat
 
 class Listener:
-    """One [listener NAME] section. options: further keys for the section,
+    """One [listener NAME] section. backend_port: the backend's port on
+    127.0.0.1, or a string written as it is after "backend = " (e.g. "a, b",
+    names of [backend] sections). options: further keys for the section,
     written in the order given (e.g. {"greeting": "hi", "max_command":
     "1k"})."""
 
@@ -605,6 +621,12 @@ class Listener:
         self.port = port or free_port()
         self.tls = tls
         self.options = dict(options or {})
+
+
+def backend_text(backend):
+    """A listener's backend = value: a port number is 127.0.0.1:PORT, a
+    string is written as it is ("a, b": [backend] section names)."""
+    return backend if isinstance(backend, str) else "%s:%d" % (LOOPBACK, backend)
 
 
 # moat refuses to keep running as root without user = ...; the tests run
@@ -642,7 +664,7 @@ def moat_config(listeners, workers=2, log_level="info", cert=None, key=None,
                   "address = %s:%d" % (LOOPBACK, l.port),
                   "protocol = %s" % l.protocol,
                   "tls = %s" % l.tls,
-                  "backend = %s:%d" % (LOOPBACK, l.backend_port)]
+                  "backend = %s" % backend_text(l.backend_port)]
         lines += ["%s = %s" % (k, v) for k, v in l.options.items()]
     if extra:
         lines += ["", extra.rstrip("\n")]
@@ -711,6 +733,9 @@ class Moat:
         deadline = time.monotonic() + scaled(timeout)
         while True:
             text = self.log()[start:]
+            # whole lines only: a reader may see the first part of a line
+            # that moat's single write() is still copying in
+            text = text[:text.rfind("\n") + 1]
             m = rx.search(text)
             if m:
                 return m

@@ -1065,6 +1065,22 @@ static void test_xclient(void **state)
 	feed_expect(&b, "+OK Dovecot ready.\r\n", BL_SEND, CAPA);
 	feed_expect(&b, "+OK\r\nSASL PLAIN\r\n.\r\n", BL_SEND, AUTH_IR);
 	pop3_bl_free(&b);
+
+	/* Dovecot 2.3: in the greeting's code, not in CAPA */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(pop3_bl_set_xclient(&b, "ADDR=192.0.2.7 PORT=4321"), 0);
+	feed_expect(&b, "+OK [XCLIENT] Dovecot (Debian) ready.\r\n", BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nSASL PLAIN\r\n.\r\n", BL_SEND,
+	            "XCLIENT ADDR=192.0.2.7 PORT=4321\r\n");
+	feed_expect(&b, "+OK Updated\r\n", BL_SEND, AUTH_IR);
+	pop3_bl_free(&b);
+
+	/* a look-alike code is not it */
+	assert_int_equal(pop3_bl_init(&b, NULL, 0, "alice", 5, "s3cret", 6), 0);
+	assert_int_equal(pop3_bl_set_xclient(&b, "ADDR=192.0.2.7 PORT=4321"), 0);
+	feed_expect(&b, "+OK [XCLIENTS] ready.\r\n", BL_SEND, CAPA);
+	feed_expect(&b, "+OK\r\nSASL PLAIN\r\n.\r\n", BL_SEND, AUTH_IR);
+	pop3_bl_free(&b);
 }
 
 
