@@ -226,7 +226,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wex
                 -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wno-unused-parameter -fno-strict-aliasing \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := fuzz_imap_parse fuzz_pop3_parse fuzz_sasl fuzz_cfg fuzz_preauth
+FUZZ_TARGETS := fuzz_imap_parse fuzz_pop3_parse fuzz_sasl fuzz_cfg fuzz_preauth fuzz_proxyp \
+                fuzz_route
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 FDEPS_STAMP  := $(BUILD)/.deps-fuzz
 
@@ -236,6 +237,8 @@ fuzz_sasl_SRCS       := protocols/sasl.c
 fuzz_cfg_SRCS        := proxy/cfg.c tls/tls_names.c
 fuzz_cfg_LIBS        := -linih
 fuzz_preauth_SRCS    := $(wildcard protocols/*.c)
+fuzz_proxyp_SRCS     := protocols/proxyp.c
+fuzz_route_SRCS      := proxy/route.c
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -206,8 +206,8 @@ static int v1_addr(const uint8_t *p, size_t n, int family, uint8_t addr[16])
 {
 	char text[INET6_ADDRSTRLEN];
 
-	if (n == 0 || n >= sizeof text)
-		return -1;
+	if (n == 0 || n >= sizeof text || memchr(p, '\0', n))
+		return -1;                    /* inet_pton would stop at a NUL */
 	memcpy(text, p, n);
 	text[n] = '\0';
 	return inet_pton(family, text, addr) == 1 ? 0 : -1;

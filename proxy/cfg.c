@@ -134,7 +134,7 @@ struct parser {
 	const struct sectdef *cur_def;
 	size_t cur_named;             /* the draft the keys go to, in ls or cs */
 	struct cfg *c;
-	struct sect single[3];        /* [moat], [tls], [metrics] */
+	struct sect single[4];        /* [moat], [tls], [metrics], [health] */
 	struct ldraft *ls;
 	size_t nls, capls;
 	struct cdraft *cs;
@@ -994,15 +994,20 @@ static const struct keydef moat_keys[] = {
 	{ "pid_file", set_string, CFG_OFF(pid_file), 0, 0, 0, NULL },
 	{ "allow_root", set_word, CFG_OFF(allow_root), 0, 0, 0, bool_words },
 	{ "route_map", set_string, CFG_OFF(route_map), 0, 0, 0, NULL },
+	{ "drain_delay", set_duration, CFG_OFF(drain_delay_ms), 0, 0, 600000, NULL },
 };
 enum { MK_ROUTE_MAP = 20 };
-_Static_assert(sizeof moat_keys / sizeof *moat_keys == MK_ROUTE_MAP + 1, "route_map's index");
+_Static_assert(sizeof moat_keys / sizeof *moat_keys == MK_ROUTE_MAP + 2, "route_map's index");
+
+static const struct keydef health_keys[] = {
+	{ "address", set_listen, CFG_OFF(health_address), 1, 0, 0, NULL },
+};
 
 static const struct keydef metrics_keys[] = {
 	{ "address", set_metrics, CFG_OFF(metrics_address), 1, 0, 0, NULL },
 };
 
-enum { TK_CERT, TK_KEY };
+enum { TK_CERT, TK_KEY, TK_TICKET_FILE = 11 };
 
 static const struct keydef tls_keys[] = {
 	[TK_CERT] = { "certificate", set_string, CFG_OFF(certificate), 1, 0, 0, NULL },
@@ -1017,7 +1022,11 @@ static const struct keydef tls_keys[] = {
 	{ "ticket_lifetime", set_duration, CFG_OFF(ticket_lifetime_ms), 0, 60000, 604800000, NULL },
 	{ "key_permissions", set_word, CFG_OFF(key_permissions), 0, 0, 0, keyperm_words },
 	{ "expiry_warning_days", set_count, CFG_OFF(expiry_warning_days), 0, 0, 3650, NULL },
+	[TK_TICKET_FILE] = { "ticket_key_file", set_string, CFG_OFF(ticket_key_file), 0, 0, 0,
+	                     NULL },
 };
+
+_Static_assert(NKEYS(tls_keys) == TK_TICKET_FILE + 1, "ticket_key_file's index");
 
 static const struct keydef cert_keys[] = {
 	[TK_CERT] = { "certificate", set_string, CRT_OFF(certificate), 1, 0, 0, NULL },
@@ -1085,7 +1094,8 @@ _Static_assert(NKEYS(moat_keys) <= CFG_MAX_KEYS && NKEYS(tls_keys) <= CFG_MAX_KE
                NKEYS(listener_keys) <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
 
 /* The first NSINGLE have one struct sect each in parser.single[]. */
-enum { SECT_MOAT, SECT_TLS, SECT_METRICS, NSINGLE, SECT_LISTENER = NSINGLE, SECT_CERT,
+enum { SECT_MOAT, SECT_TLS, SECT_METRICS, SECT_HEALTH, NSINGLE, SECT_LISTENER = NSINGLE,
+       SECT_CERT,
        SECT_BACKEND };
 _Static_assert(NSINGLE == sizeof ((struct parser *)0)->single /
                sizeof ((struct parser *)0)->single[0], "one struct sect per single section");
@@ -1094,6 +1104,7 @@ static const struct sectdef sectdefs[] = {
 	[SECT_MOAT] = { "moat", 0, moat_keys, NKEYS(moat_keys) },
 	[SECT_TLS] = { "tls", 0, tls_keys, NKEYS(tls_keys) },
 	[SECT_METRICS] = { "metrics", 0, metrics_keys, NKEYS(metrics_keys) },
+	[SECT_HEALTH] = { "health", 0, health_keys, NKEYS(health_keys) },
 	[SECT_LISTENER] = { "listener", 1, listener_keys, NKEYS(listener_keys) },
 	[SECT_CERT] = { "certificate", 1, cert_keys, NKEYS(cert_keys) },
 	[SECT_BACKEND] = { "backend", 1, backend_keys, NKEYS(backend_keys) },
@@ -1515,6 +1526,8 @@ static void check_tls(struct parser *p)
 		check_required(p, &sectdefs[SECT_CERT], &p->cs[i].s, i);
 	if (p->single[SECT_METRICS].line)
 		check_required(p, &sectdefs[SECT_METRICS], &p->single[SECT_METRICS], 0);
+	if (p->single[SECT_HEALTH].line)
+		check_required(p, &sectdefs[SECT_HEALTH], &p->single[SECT_HEALTH], 0);
 }
 
 /* Used by check_listener_tls(): index of certificate NAME in cfg->certs
@@ -1998,6 +2011,9 @@ static int parse_buffer(const char *buf, size_t len, const char *file, struct cf
 	p.c->certificate_line = p.single[SECT_TLS].seen[TK_CERT];
 	p.c->key_line = p.single[SECT_TLS].seen[TK_KEY];
 	p.c->tls_line = p.single[SECT_TLS].line;
+	p.c->ticket_key_file_line = p.single[SECT_TLS].seen[TK_TICKET_FILE];
+	if (p.c->ticket_key_file && !p.c->session_tickets)
+		problem(&p, p.c->ticket_key_file_line, "ticket_key_file needs session_tickets = yes");
 	p.c->route_map_line = p.single[SECT_MOAT].seen[MK_ROUTE_MAP];
 	if (p.probs.n == 0 && !p.probs.oom && (move_listeners(&p) < 0 || move_certs(&p) < 0 ||
 	                                       move_backends(&p) < 0))
@@ -2116,6 +2132,7 @@ void cfg_free(struct cfg *c)
 		backend_free(&c->backends[i]);
 	free(c->backends);
 	free(c->route_map);
+	free(c->ticket_key_file);
 	free(c->certificate);
 	free(c->key);
 	free(c->user);

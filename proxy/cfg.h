@@ -159,6 +159,8 @@ struct cfg {
 	int allow_root;                  /* may keep running as root */
 	/* [metrics] */
 	struct cfg_addr metrics_address; /* family 0: no metrics */
+	struct cfg_addr health_address;  /* [health]: GET /healthz only; family 0: none */
+	uint32_t drain_delay_ms;         /* SIGTERM: keep serving (health 503) this long first */
 	char *route_map;                 /* per-user routing map file; NULL: none */
 	int route_map_line;
 	/* [tls] */
@@ -175,6 +177,8 @@ struct cfg {
 	enum cfg_key_perms key_permissions;
 	unsigned expiry_warning_days;
 	int tls_line;                 /* of the [tls] header */
+	char *ticket_key_file;        /* keys shared by instances; NULL: per process */
+	int ticket_key_file_line;
 	/* every certificate: [0] is [tls]'s, then [certificate NAME]s in order */
 	struct cfg_cert *certs;
 	size_t ncerts;

@@ -2,6 +2,7 @@
 #include "gen.h"
 
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "pop3.h"
 #include "probe.h"
 #include "route.h"
+#include "tkey.h"
 
 /* Problems found while building, as cfg reports them. */
 struct report {
@@ -73,6 +75,7 @@ static void gen_free(struct gen *g)
 		tls_server_free(g->backends[i].tls);
 	free(g->backends);
 	route_map_free(g->routes);
+	tls_tickets_unref(g->file_tickets);
 	free(g->slot);
 	cfg_free(g->cfg);
 	free(g);
@@ -144,6 +147,63 @@ static void check_cert(struct report *r, const struct cfg *c, const struct cfg_c
 		        cc->name, cc->key, mode);
 }
 
+/* A loader's "FILE:LINE: message" lines, each reported at the config
+ * line of the key that named the file; NULL errs means memory ran out. */
+static void report_lines(struct report *r, int line, const char *key, char *errs)
+{
+	for (char *l = errs, *nl; l && *l; l = nl) {
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl++ = '\0';
+		report(r, line, "%s: %s", key, l);
+	}
+	if (!errs)
+		report(r, line, "%s: out of memory", key);
+}
+
+/* ticket_key_file: the keys every instance shares, read again on each
+ * reload; held only inside mbedTLS's ticket contexts (copies wiped). A
+ * file others may read is treated like a private key file. */
+static void load_ticket_keys(struct report *r, struct gen *g)
+{
+	const struct cfg *c = g->cfg;
+	struct tkeys k;
+	uint8_t raw[TKEY_MAX * TLS_TICKET_KEY_BYTES];
+	char *errs = NULL, err[300];
+	struct stat st;
+
+	if (!c->ticket_key_file || !c->session_tickets)
+		return;
+	if (tkey_load(c->ticket_key_file, &k, &errs) != 0) {
+		report_lines(r, c->ticket_key_file_line, "ticket_key_file", errs);
+		free(errs);
+		return;
+	}
+	if (stat(c->ticket_key_file, &st) == 0 && (st.st_mode & 077)) {
+		if (c->key_permissions == CFG_KEYPERM_STRICT ||
+		    (c->key_permissions == CFG_KEYPERM_AUTO && geteuid() == 0))
+			report(r, c->ticket_key_file_line, "ticket key file %s may be read by group or "
+			       "others (mode %04o): chmod 600 it, or set key_permissions = warn",
+			       c->ticket_key_file, (unsigned)(st.st_mode & 07777));
+		else
+			log_msg(LOG_LVL_WARN, "event=key_permissions ticket_key_file=%s mode=%04o "
+			        "message=\"group or others may read the ticket keys; chmod 600 it\"",
+			        c->ticket_key_file, (unsigned)(st.st_mode & 07777));
+	}
+	for (size_t i = 0; i < k.n; i++) {
+		memcpy(raw + i * TLS_TICKET_KEY_BYTES, k.v[i].name, TKEY_NAME_LEN);
+		memcpy(raw + i * TLS_TICKET_KEY_BYTES + TKEY_NAME_LEN, k.v[i].key, TKEY_KEY_LEN);
+	}
+	g->file_tickets = tls_tickets_from_keys(raw, k.n, c->ticket_lifetime_ms / 1000, err,
+	                                        sizeof err);
+	if (!g->file_tickets)
+		report(r, c->ticket_key_file_line, "ticket_key_file: %s", err);
+	else
+		log_msg(LOG_LVL_INFO, "event=ticket_keys file=%s keys=%zu", c->ticket_key_file, k.n);
+	explicit_bzero(raw, sizeof raw);
+	tkey_wipe(&k);
+}
+
 /* Loads every certificate and key of the config. */
 static void load_certs(struct report *r, struct gen *g)
 {
@@ -186,8 +246,13 @@ static int listener_tickets(struct report *r, struct gen *g, const struct gen *p
 
 	if (!c->session_tickets)
 		return 0;
+	if (g->file_tickets) {
+		g->rt[i].tickets = tls_tickets_ref(g->file_tickets);
+		return 0;
+	}
 	old = prev_listener(prev, l->name, &j);
 	if (old && old->protocol == l->protocol && prev->rt[j].tickets &&
+	    prev->rt[j].tickets != prev->file_tickets &&
 	    tls_tickets_lifetime(prev->rt[j].tickets) == c->ticket_lifetime_ms / 1000) {
 		g->rt[i].tickets = tls_tickets_ref(prev->rt[j].tickets);
 		return 0;
@@ -364,15 +429,7 @@ static void backends_state(struct report *r, struct gen *g, const struct gen *pr
 	for (size_t i = 0; i < nnamed; i++)
 		names[i] = c->backends[i].name;
 	if (route_map_load(c->route_map, names, nnamed, &g->routes, &errs) != 0) {
-		/* route.c's lines name the map file: one report each */
-		for (char *line = errs, *nl; line && *line; line = nl) {
-			nl = strchr(line, '\n');
-			if (nl)
-				*nl++ = '\0';
-			report(r, c->route_map_line, "route_map: %s", line);
-		}
-		if (!errs)
-			report(r, c->route_map_line, "route_map: out of memory");
+		report_lines(r, c->route_map_line, "route_map", errs);
 	} else {
 		log_msg(LOG_LVL_INFO, "event=route_map file=%s entries=%zu", c->route_map,
 		        route_map_entries(g->routes));
@@ -436,6 +493,7 @@ int gen_build(const char *path, const struct gen *prev, int flags, struct gen **
 		return -1;
 	}
 	load_certs(&r, g);
+	load_ticket_keys(&r, g);
 	backends_state(&r, g, prev);
 	for (size_t i = 0; r.n == 0 && i < g->cfg->nlisteners; i++)
 		listener_tls(&r, g, prev, i);

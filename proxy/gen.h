@@ -60,6 +60,7 @@ struct gen {
 	struct limit_cfg limits;      /* cfg's limits, as limit.c takes them */
 	struct backend_rt *backends;  /* as in cfg->backends */
 	struct route_map *routes;     /* route_map's file; NULL: none */
+	tls_tickets *file_tickets;    /* from ticket_key_file, shared by every listener */
 };
 
 /* What gen_build() does besides reading and loading. */

@@ -43,6 +43,9 @@ struct daemon {
 	uv_signal_t sig[3];
 	uv_timer_t drain;             /* stopping: waits for the workers */
 	struct metrics *metrics;
+	struct metrics *healthz;      /* [health] address: /healthz only */
+	uv_timer_t delay;             /* SIGTERM: drain_delay before the drain */
+	int delaying;
 	struct health *health;        /* backend checks of the current generation */
 	struct metrics_src msrc;
 	int stopping;
@@ -131,6 +134,11 @@ static void close_main(struct daemon *d)
 			uv_close((uv_handle_t *)&d->sig[i], NULL);
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
+	metrics_stop(d->healthz);
+	d->healthz = NULL;
+	uv_timer_stop(&d->delay);
+	if (!uv_is_closing((uv_handle_t *)&d->delay))
+		uv_close((uv_handle_t *)&d->delay, NULL);
 	health_stop(d->health);
 	d->health = NULL;
 }
@@ -146,21 +154,12 @@ static void on_drain(uv_timer_t *t)
 	close_main(d);
 }
 
-/* SIGTERM/SIGINT: workers drain; a second one ends sessions at once.
- * SIGHUP: reload. */
-static void on_signal(uv_signal_t *h, int signum)
+/* Stops accepting and lets the workers drain (or, stopping already,
+ * ends every session). */
+static void stop_workers(struct daemon *d, const char *name)
 {
-	struct daemon *d = h->data;
-	const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
-
-	if (signum == SIGHUP && d->stopping) {
-		log_msg(LOG_LVL_WARN, "event=reload_failed message=\"stopping: SIGHUP ignored\"");
-		return;
-	}
-	if (signum == SIGHUP) {
-		reload(d);
-		return;
-	}
+	d->delaying = 0;
+	uv_timer_stop(&d->delay);
 	if (d->stopping) {
 		log_msg(LOG_LVL_INFO, "event=stopping signal=%s message=\"ending every session now\"",
 		        name);
@@ -173,6 +172,40 @@ static void on_signal(uv_signal_t *h, int signum)
 	for (unsigned i = 0; i < d->nstarted; i++)
 		worker_stop(&d->workers[i], d->stopping);
 	d->stopping = 1;
+}
+
+/* drain_delay is over: the load balancer has seen /healthz fail. */
+static void on_delay(uv_timer_t *t)
+{
+	stop_workers(t->data, "SIGTERM");
+}
+
+/* SIGTERM/SIGINT: /healthz turns 503; after drain_delay (new sessions
+ * still served meanwhile) the workers drain; another signal hurries each
+ * step. SIGHUP: reload. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+
+	if (signum == SIGHUP && (d->stopping || d->delaying)) {
+		log_msg(LOG_LVL_WARN, "event=reload_failed message=\"stopping: SIGHUP ignored\"");
+		return;
+	}
+	if (signum == SIGHUP) {
+		reload(d);
+		return;
+	}
+	d->msrc.draining = 1;
+	if (!d->stopping && !d->delaying && d->gen->cfg->drain_delay_ms) {
+		d->delaying = 1;
+		log_msg(LOG_LVL_INFO, "event=stopping signal=%s drain_delay_ms=%u message=\"/healthz "
+		        "says 503; new sessions still served until the delay ends\"", name,
+		        (unsigned)d->gen->cfg->drain_delay_ms);
+		uv_timer_start(&d->delay, on_delay, d->gen->cfg->drain_delay_ms, 0);
+		return;
+	}
+	stop_workers(d, name);
 }
 
 /* Sockets for every worker, the limit table and the metrics endpoint:
@@ -199,7 +232,10 @@ static int bind_all(struct daemon *d, char *err, size_t errlen)
 	d->msrc.limits = d->limits;
 	d->msrc.started = (int64_t)time(NULL);
 	if (c->metrics_address.sa.ss_family &&
-	    metrics_start(&d->metrics, &d->loop, &c->metrics_address, &d->msrc, err, errlen) != 0)
+	    metrics_start(&d->metrics, &d->loop, &c->metrics_address, &d->msrc, 0, err, errlen) != 0)
+		return -1;
+	if (c->health_address.sa.ss_family &&
+	    metrics_start(&d->healthz, &d->loop, &c->health_address, &d->msrc, 1, err, errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -285,6 +321,8 @@ static int run(struct daemon *d)
 	}
 	uv_timer_init(&d->loop, &d->drain);
 	d->drain.data = d;
+	uv_timer_init(&d->loop, &d->delay);
+	d->delay.data = d;
 	if (startup(d) != 0) {
 		for (unsigned i = 0; i < d->nstarted; i++)
 			worker_stop(&d->workers[i], 1);

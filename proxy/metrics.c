@@ -28,6 +28,7 @@ struct metrics {
 	const struct metrics_src *src;
 	struct mconn *conns[METRICS_CONNS];
 	int stopping;
+	int health_only;              /* [health]: GET /healthz and nothing else */
 };
 
 /* ---- the text ---- */
@@ -267,14 +268,51 @@ static void respond(struct mconn *c, const char *status, const char *type, const
 		conn_close(c);
 }
 
+int metrics_healthy(const struct metrics_src *src, const char **why)
+{
+	const struct gen *g = *src->gen;
+	const struct cfg *c = g->cfg;
+
+	if (src->draining) {
+		*why = "draining";
+		return 0;
+	}
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct cfg_listener *l = &c->listeners[i];
+		for (size_t k = 0; k < l->nbk; k++)
+			if (!atomic_load(&g->backends[l->bk[k]].down[l->protocol])) {
+				*why = "ok";
+				return 1;
+			}
+	}
+	*why = "every backend is down";
+	return 0;
+}
+
+/* Does the request line ask for path (exactly, or with a query)? */
+static int asks(const char *req, const char *path)
+{
+	size_t n = strlen(path);
+
+	return strncmp(req, "GET ", 4) == 0 && strncmp(req + 4, path, n) == 0 &&
+	       (req[4 + n] == ' ' || req[4 + n] == '?');
+}
+
 /* A whole request head arrived: answer it. */
 static void handle(struct mconn *c)
 {
-	static const char notfound[] = "not found; try /metrics\n";
-	char *body;
+	static const char notfound[] = "not found; try /metrics or /healthz\n";
+	char *body, text[64];
 	size_t len = 0;
+	const char *why;
 
-	if (strncmp(c->req, "GET /metrics ", 13) != 0 && strncmp(c->req, "GET /metrics?", 13) != 0) {
+	if (asks(c->req, "/healthz")) {
+		int ok = metrics_healthy(c->m->src, &why);
+		len = (size_t)snprintf(text, sizeof text, "%s\n", why);
+		respond(c, ok ? "200 OK" : "503 Service Unavailable", "text/plain", text, len);
+		return;
+	}
+	if (c->m->health_only || !asks(c->req, "/metrics")) {
 		respond(c, "404 Not Found", "text/plain", notfound, sizeof notfound - 1);
 		return;
 	}
@@ -350,7 +388,7 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 int metrics_start(struct metrics **out, uv_loop_t *loop, const struct cfg_addr *addr,
-                  const struct metrics_src *src, char *err, size_t errlen)
+                  const struct metrics_src *src, int health_only, char *err, size_t errlen)
 {
 	struct metrics *m = calloc(1, sizeof *m);
 	int rc;
@@ -361,13 +399,15 @@ int metrics_start(struct metrics **out, uv_loop_t *loop, const struct cfg_addr *
 		return -1;
 	}
 	m->src = src;
+	m->health_only = health_only;
 	uv_tcp_init(loop, &m->listener);
 	m->listener.data = m;
 	rc = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr->sa, 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
 	if (rc != 0) {
-		snprintf(err, errlen, "metrics address %s: %s", addr->text, uv_strerror(rc));
+		snprintf(err, errlen, "%s address %s: %s", health_only ? "health" : "metrics",
+		         addr->text, uv_strerror(rc));
 		m->stopping = 1;
 		uv_close((uv_handle_t *)&m->listener, listener_closed);
 		return -1;

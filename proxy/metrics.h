@@ -4,6 +4,12 @@
  *
  *   GET /metrics   the counters of every worker, summed, in Prometheus's
  *                  text format (see metrics.c for the list)
+ *   GET /healthz   200 "ok" while moat takes new sessions and a backend
+ *                  is up; 503 "draining" once SIGTERM came, or "every
+ *                  backend is down"
+ *
+ * The same code serves [health] address (any address, /healthz only) for
+ * load balancers and Kubernetes probes that cannot reach loopback.
  *
  * and 404 to anything else. One request per connection (HTTP/1.0 style),
  * at most METRICS_CONNS at once, each closed after METRICS_TIMEOUT_MS.
@@ -32,18 +38,25 @@ struct metrics_src {
 	struct gen *const *gen;       /* the current generation, as main holds it */
 	struct limit_table *limits;
 	uint64_t reloads_ok, reloads_failed;
+	int draining;                 /* SIGTERM came: /healthz says 503 */
 	int64_t started;              /* time_t of startup */
 };
 
 struct metrics;
 
-/* Binds addr and serves on loop. 0, or -1 with a message in err. */
+/* Binds addr and serves on loop; health_only: only GET /healthz. 0, or
+ * -1 with a message in err. */
 int metrics_start(struct metrics **out, uv_loop_t *loop, const struct cfg_addr *addr,
-                  const struct metrics_src *src, char *err, size_t errlen)
+                  const struct metrics_src *src, int health_only, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Closes the listener and every open connection (the loop frees them). */
 void metrics_stop(struct metrics *m);
+
+/* What GET /healthz answers: 1 (200) while moat is not draining and at
+ * least one backend of a listener is not marked down, else 0 (503); why
+ * is the one-line body. */
+int metrics_healthy(const struct metrics_src *src, const char **why);
 
 /* The body GET /metrics returns (malloc'd, NUL-terminated; NULL when out
  * of memory); for tests too. */

@@ -48,7 +48,8 @@ struct tls_cert {
 };
 
 struct tls_tickets {
-	mbedtls_ssl_ticket_context ctx;
+	mbedtls_ssl_ticket_context ctx[TLS_TICKET_KEYS_MAX]; /* [0] writes, all read */
+	size_t n;
 	atomic_int refs;
 	uint32_t lifetime;
 };
@@ -415,26 +416,58 @@ time_t tls_cert_not_after(const tls_cert *c)
 
 /* ---- session tickets ---- */
 
-tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen)
+/* n ticket contexts with keys of their own (rotated by mbedTLS every
+ * lifetime); NULL with a message in err. */
+static tls_tickets *tickets_alloc(size_t n, uint32_t lifetime_s, char *err, size_t errlen)
 {
 	tls_tickets *t = calloc(1, sizeof *t);
-	int rc;
+	int rc = 0;
 
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	mbedtls_ssl_ticket_init(&t->ctx);
-	rc = mbedtls_ssl_ticket_setup(&t->ctx, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE,
-	                              MBEDTLS_CIPHER_AES_256_GCM, lifetime_s);
-	if (rc != 0) {
-		fail(err, errlen, "session ticket keys", rc);
-		mbedtls_ssl_ticket_free(&t->ctx);
-		free(t);
-		return NULL;
-	}
 	atomic_init(&t->refs, 1);
 	t->lifetime = lifetime_s;
+	for (; t->n < n && rc == 0; t->n++) {
+		mbedtls_ssl_ticket_init(&t->ctx[t->n]);
+		rc = mbedtls_ssl_ticket_setup(&t->ctx[t->n], mbedtls_psa_get_random,
+		                              MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM,
+		                              lifetime_s);
+	}
+	if (rc != 0) {
+		fail(err, errlen, "session ticket keys", rc);
+		tls_tickets_unref(t);
+		return NULL;
+	}
+	return t;
+}
+
+tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen)
+{
+	return tickets_alloc(1, lifetime_s, err, errlen);
+}
+
+tls_tickets *tls_tickets_from_keys(const uint8_t *keys, size_t n, uint32_t lifetime_s,
+                                   char *err, size_t errlen)
+{
+	tls_tickets *t;
+
+	if (n == 0 || n > TLS_TICKET_KEYS_MAX) {
+		snprintf(err, errlen, "1 to %d ticket keys", TLS_TICKET_KEYS_MAX);
+		return NULL;
+	}
+	t = tickets_alloc(n, lifetime_s, err, errlen);
+	for (size_t i = 0; t && i < n; i++) {
+		const uint8_t *k = keys + i * TLS_TICKET_KEY_BYTES;
+		int rc = mbedtls_ssl_ticket_rotate(&t->ctx[i], k, 4, k + 4,
+		                                   TLS_TICKET_KEY_BYTES - 4, lifetime_s);
+		if (rc != 0) {
+			fail(err, errlen, "session ticket key", rc);
+			tls_tickets_unref(t);
+			return NULL;
+		}
+	}
 	return t;
 }
 
@@ -449,7 +482,8 @@ void tls_tickets_unref(tls_tickets *t)
 {
 	if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
-	mbedtls_ssl_ticket_free(&t->ctx);   /* destroys and wipes the keys */
+	for (size_t i = 0; i < t->n; i++)
+		mbedtls_ssl_ticket_free(&t->ctx[i]); /* destroys and wipes the keys */
 	free(t);
 }
 
@@ -463,8 +497,18 @@ uint32_t tls_tickets_lifetime(const tls_tickets *t)
 static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
 	tls_tickets *t = p;
-	int rc = mbedtls_ssl_ticket_parse(&t->ctx, session, buf, len);
+	int rc = MBEDTLS_ERR_SSL_INVALID_MAC;
 
+	/* the newest key first; parse decrypts in place, so each try gets a
+	 * copy (tickets are small) */
+	for (size_t i = 0; i < t->n && rc != 0; i++) {
+		unsigned char copy[1024];
+		if (len > sizeof copy)
+			return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+		memcpy(copy, buf, len);
+		rc = mbedtls_ssl_ticket_parse(&t->ctx[i], session, i + 1 < t->n ? copy : buf, len);
+		mbedtls_platform_zeroize(copy, len);
+	}
 	if (rc == 0 && current_conn)
 		current_conn->resumed = 1;
 	return rc;
@@ -475,7 +519,7 @@ static int ticket_write(void *p, const mbedtls_ssl_session *session, unsigned ch
 {
 	tls_tickets *t = p;
 
-	return mbedtls_ssl_ticket_write(&t->ctx, session, start, end, tlen, lifetime);
+	return mbedtls_ssl_ticket_write(&t->ctx[0], session, start, end, tlen, lifetime);
 }
 
 /* ---- servers ---- */

@@ -90,6 +90,14 @@ int tls_name_matches(const char *name, const char *host);
  * a ticket is accepted for lifetime_s after it was issued. NULL with a
  * message in err on failure. One reference, the caller's. */
 tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen);
+/* Keys several moat instances share ([tls] ticket_key_file): n keys of
+ * TLS_TICKET_KEY_BYTES each (4-byte name, 32-byte AES-256-GCM key),
+ * newest first. The newest encrypts new tickets; every one decrypts. The
+ * caller wipes its copy. */
+#define TLS_TICKET_KEYS_MAX 4
+#define TLS_TICKET_KEY_BYTES 36
+tls_tickets *tls_tickets_from_keys(const uint8_t *keys, size_t n, uint32_t lifetime_s,
+                                   char *err, size_t errlen);
 tls_tickets *tls_tickets_ref(tls_tickets *t);
 void tls_tickets_unref(tls_tickets *t);
 uint32_t tls_tickets_lifetime(const tls_tickets *t);

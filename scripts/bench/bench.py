@@ -25,6 +25,8 @@ alike; the table shows medians:
   login      server CPU per full handshake + IMAP LOGIN + LOGOUT, TLS 1.3
              and TLS 1.2 (utime+stime of the server's processes, /proc)
   resumed    the same with a TLS 1.2 session ticket / a TLS 1.3 PSK
+  fleet      (moat only) the same when the ticket came from a second moat
+             sharing the ticket_key_file: CPU of both instances per login
   bulk       FETCH and POP3 RETR of the 64 MiB message: server CPU per
              GiB and wall MB/s
   idle       N logged-in IMAP sessions in IDLE: resident memory of the
@@ -166,6 +168,7 @@ class Server:
 
 class Moat(Server):
     name = "moat"
+    ticket_keys = None            # a ticket_key_file shared with another instance
 
     def command(self):
         conf = self.write("moat.ini", """\
@@ -177,6 +180,7 @@ max_connections = 100000
 [tls]
 certificate = {c.fullchain}
 key = {c.key}
+{keys}
 [listener imaps]
 address = 127.0.0.1:{imaps}
 protocol = imap
@@ -185,7 +189,8 @@ backend = 127.0.0.1:{d.imap_port}
 address = 127.0.0.1:{pop3s}
 protocol = pop3
 backend = 127.0.0.1:{d.pop3_port}
-""".format(c=self.certs, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s))
+""".format(c=self.certs, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s,
+           keys="ticket_key_file = %s" % self.ticket_keys if self.ticket_keys else ""))
         return [os.path.join(ROOT, "build", "moat"), "-c", conf]
 
 
@@ -356,6 +361,19 @@ def measure_logins(server, tls, n, resume):
             "resumed": res.get("resumed", 0), "n": n}
 
 
+def measure_fleet(a, b, tls, n):
+    """Resumed logins whose ticket came from moat a, offered to moat b
+    (shared ticket_key_file): CPU of both per login (µs)."""
+    pids = a.pids() + b.pids()
+    c0 = cpu_seconds(pids)
+    res = loadgen(a, "--mode", "login", "--tls", tls, "--count", n, "--concurrency", 4,
+                  "--resume", "--resume-port", b.imaps)
+    c1 = cpu_seconds(pids)
+    if res["failed"] or res["ok"] != n or res.get("resumed", 0) < n - 1:
+        raise RuntimeError("moat fleet resumed %s: %s" % (tls, res))
+    return {"server_us": (c1 - c0) / n * 1e6, "resumed": res.get("resumed", 0)}
+
+
 def measure_bulk(server, mode, size):
     port = server.imaps if mode == "fetch" else server.pop3s
     pids = server.pids()
@@ -515,6 +533,17 @@ def main(argv):
     dovecot.start()
     work = harness.new_dir("bench")
     servers = [SERVERS[n](dovecot, certs, work) for n in names]
+    fleet_b = None
+    if "moat" in names:
+        # a second moat sharing the first one's ticket keys: the fleet rows
+        keys = os.path.join(work, "ticket.keys")
+        subprocess.run(["sh", os.path.join(ROOT, "scripts", "ticket-keys.sh"), keys],
+                       check=True)
+        fleet_b = type("MoatB", (Moat,), {"name": "moat-b"})(dovecot, certs, work)
+        for s in servers + [fleet_b]:
+            if isinstance(s, Moat):
+                s.ticket_keys = keys
+        fleet_b.start()
     for s in servers:
         s.start()
     baseline = DovecotTls(dovecot, certs, work)
@@ -527,6 +556,11 @@ def main(argv):
                                                   " ".join(s.name for s in order)), flush=True)
             for s in order:
                 one_round(s, results[s.name], a, size)
+                if s.name == "moat" and fleet_b:
+                    for tls in ("1.3", "1.2"):
+                        d = measure_fleet(s, fleet_b, tls, a.logins)
+                        results["moat"].setdefault("fleet%s_server_us" % tls,
+                                                   []).append(d["server_us"])
             lat = measure_latency(baseline, a.rate, a.rate * (2 if a.quick else 5))
             for k, v in lat.items():
                 results[baseline.name].setdefault(k, []).append(v)
@@ -535,7 +569,7 @@ def main(argv):
                                          "0.5" if a.quick else "3"],
                                         stdout=subprocess.PIPE, check=True).stdout)
     finally:
-        for s in servers:
+        for s in servers + ([fleet_b] if fleet_b else []):
             s.stop()
         dovecot.stop()
     rows = report(results, names, raw)
@@ -628,6 +662,8 @@ def report(results, names, raw):
         ("login TLS 1.2, server CPU", "us/login", "full1.2_server_us", "full_tls12_us"),
         ("resumed TLS 1.3, server CPU", "us/login", "resumed1.3_server_us", "resumed_tls13_us"),
         ("resumed TLS 1.2, server CPU", "us/login", "resumed1.2_server_us", "resumed_tls12_us"),
+        ("resumed 1.3 on another moat", "us/login", "fleet1.3_server_us", None),
+        ("resumed 1.2 on another moat", "us/login", "fleet1.2_server_us", None),
         ("FETCH 64 MiB, server CPU", "s/GiB", "fetch_s_per_gib", "records_s_per_gib"),
         ("FETCH 64 MiB, wall", "MB/s", "fetch_mb_s", None),
         ("RETR 64 MiB, server CPU", "s/GiB", "retr_s_per_gib", "records_s_per_gib"),
@@ -661,6 +697,11 @@ def report(results, names, raw):
                         for i, c in enumerate(r)))
     print()
     print("mbedTLS ceiling (its own server code, in memory): %s" % json.dumps(raw))
+    for tls in ("1.3", "1.2"):
+        one, fleet = m("moat", "resumed%s_server_us" % tls), m("moat", "fleet%s_server_us" % tls)
+        if one and fleet:
+            print("resumed TLS %s through a second moat sharing the ticket keys: %.2fx the "
+                  "cost through one instance" % (tls, fleet / one))
     mv = m("moat", "full1.3_server_us")
     if mv and raw.get("full_tls13_us"):
         print("moat over raw mbedTLS, full TLS 1.3 login: %.2fx; TLS 1.2: %.2fx"

@@ -7,7 +7,7 @@
  *   loadgen --port N --ca FILE [--host 127.0.0.1] [--sni localhost]
  *           [--tls 1.2|1.3] [--group x25519|secp256r1|secp384r1]
  *           [--mode login|idle|fetch|retr] [--user demo --pass demo]
- *           [--count N] [--concurrency C] [--rate R] [--resume]
+ *           [--count N] [--concurrency C] [--rate R] [--resume [--resume-port N]]
  *           [--message N] [--pop3]
  *
  * It must never be the bottleneck, so it is one thread and one libuv loop:
@@ -22,7 +22,8 @@
  *          LOGIN (POP3 with --pop3: USER, PASS), LOGOUT (QUIT). With
  *          --resume the first session runs alone until it has a session to
  *          resume (TLS 1.2: after its handshake; TLS 1.3: its first ticket),
- *          then every later session offers the newest one saved.
+ *          then every later session offers the newest one saved (to
+ *          --resume-port when given: another instance sharing ticket keys).
  *   idle   opens --count sessions, --concurrency handshakes at a time, each
  *          LOGIN, SELECT INBOX, IDLE; prints a line once all are idling (or
  *          failed), then holds them until EOF on stdin (a pipe or a tty; a
@@ -176,7 +177,7 @@ static const struct group groups[] = {
 /* The command line. */
 struct opts {
 	const char *host, *ca, *sni, *user, *pass;
-	int port, tls, pop3, resume;
+	int port, tls, pop3, resume, resume_port;
 	uint16_t group;
 	const struct mode *mode;
 	long count, concurrency, message;
@@ -191,6 +192,7 @@ struct lg {
 	const struct step *steps;
 	uv_loop_t *loop;
 	struct sockaddr_in addr;
+	struct sockaddr_in resume_addr; /* --resume-port, else addr */
 	mbedtls_ssl_config conf;      /* mbedTLS verifies: sessions that offer a resumption */
 	mbedtls_ssl_config conf_own;  /* we verify, with a cache: full handshakes */
 	mbedtls_x509_crt ca;
@@ -281,7 +283,7 @@ static void usage(FILE *f)
 	        "               [--tls 1.2|1.3] [--group x25519|secp256r1|secp384r1]\n"
 	        "               [--mode login|idle|fetch|retr] [--user demo] [--pass demo]\n"
 	        "               [--count N] [--concurrency C] [--rate R] [--resume]\n"
-	        "               [--message N] [--pop3]\n");
+	        "               [--resume-port N] [--message N] [--pop3]\n");
 }
 
 /* Parses a whole decimal number in [lo, hi]; 0 or -1. */
@@ -331,9 +333,10 @@ static int take_opt(struct opts *o, int c, const char *v, int *count_set, int *c
 	case 'R': o->resume = 1; return 0;
 	case '3': o->pop3 = 1; return 0;
 	case 'p':
+	case 'P':
 		if (parse_long(v, 1, 65535, &n) != 0)
 			break;
-		o->port = (int)n;
+		*(c == 'p' ? &o->port : &o->resume_port) = (int)n;
 		return 0;
 	case 't':
 		o->tls = strcmp(v, "1.2") == 0 ? 12 : strcmp(v, "1.3") == 0 ? 13 : 0;
@@ -421,6 +424,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "concurrency", required_argument, NULL, 'C' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "resume", no_argument, NULL, 'R' },
+		{ "resume-port", required_argument, NULL, 'P' },
 		{ "message", required_argument, NULL, 'M' },
 		{ "pop3", no_argument, NULL, '3' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1420,7 +1424,8 @@ static void sess_start(struct lg *lg)
 		return;
 	}
 	s->t0 = uv_hrtime();
-	rc = uv_tcp_connect(&s->conn, &s->tcp, (const struct sockaddr *)&lg->addr, on_connect);
+	rc = uv_tcp_connect(&s->conn, &s->tcp, (const struct sockaddr *)(lg->have_saved
+	                    ? &lg->resume_addr : &lg->addr), on_connect);
 	if (rc < 0)
 		sess_fail(s, "connect: %s", uv_strerror(rc));
 }
@@ -1721,7 +1726,8 @@ static int lg_setup(struct lg *lg)
 	const struct opts *o = &lg->o;
 
 	lg->steps = o->pop3 ? o->mode->pop3 : o->mode->imap;
-	if (uv_ip4_addr(o->host, o->port, &lg->addr) != 0) {
+	if (uv_ip4_addr(o->host, o->port, &lg->addr) != 0 ||
+	    uv_ip4_addr(o->host, o->resume_port ? o->resume_port : o->port, &lg->resume_addr) != 0) {
 		fprintf(stderr, "loadgen: --host must be a numeric IPv4 address\n");
 		return -1;
 	}

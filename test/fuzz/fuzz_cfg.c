@@ -46,8 +46,9 @@ static void check_addr(const struct cfg_addr *a)
 	}
 }
 
-static void check_listener(const struct cfg_listener *l)
+static void check_listener(const struct cfg *cfg, const struct cfg_listener *l)
 {
+	const struct cfg_addr *first;
 	size_t n;
 
 	CHECK(l->name != NULL);
@@ -73,6 +74,63 @@ static void check_listener(const struct cfg_listener *l)
 	CHECK(l->transparent == 0 || l->transparent == 1);
 	CHECK(l->max_command >= 1024 && l->max_command <= 65536);
 	CHECK(l->max_auth_failures >= 1 && l->max_auth_failures <= 100);
+	/* its backends: at least one, each once, each with an address of its
+	 * protocol, the first one's in backend */
+	CHECK(l->nbk >= 1 && l->bk != NULL);
+	for (size_t k = 0; k < l->nbk; k++) {
+		const struct cfg_backend *b;
+		CHECK(l->bk[k] < cfg->nbackends);
+		for (size_t j = 0; j < k; j++)
+			CHECK(l->bk[j] != l->bk[k]);
+		b = &cfg->backends[l->bk[k]];
+		CHECK(b->addr[l->protocol].sa.ss_family != 0);
+		CHECK(!l->transparent || b->tls != CFG_BTLS_STARTTLS);
+	}
+	first = &cfg->backends[l->bk[0]].addr[l->protocol];
+	CHECK(l->backend.len == first->len && memcmp(&l->backend.sa, &first->sa, first->len) == 0 &&
+	      strcmp(l->backend.text, first->text) == 0);
+	CHECK(l->balance == CFG_BAL_ORDER || l->balance == CFG_BAL_LEAST_CONN);
+	CHECK(l->insecure == 0 || l->insecure == 1);
+	CHECK(l->proxy_protocol == 0 || l->proxy_protocol == 1);
+	CHECK(l->proxy_trusted.n <= CFG_MAX_NETS);
+	for (size_t i = 0; i < l->proxy_trusted.n; i++) {
+		const struct cfg_net *net = &l->proxy_trusted.v[i];
+		CHECK((net->family == AF_INET && net->prefix <= 32) ||
+		      (net->family == AF_INET6 && net->prefix <= 128));
+	}
+}
+
+/* A backend: an address (checked), its options in range, TLS with a name
+ * and CAs or none of them; an inline one without health checks. */
+static void check_backend(const struct cfg_backend *b)
+{
+	int addrs = 0;
+
+	CHECK(b->name != NULL && *b->name != '\0' && b->line > 0);
+	CHECK(b->is_inline == 0 || b->is_inline == 1);
+	for (int pr = 0; pr < 2; pr++) {
+		if (!b->addr[pr].sa.ss_family)
+			continue;
+		check_addr(&b->addr[pr]);
+		CHECK(b->addr_line[pr] > 0);
+		addrs++;
+	}
+	CHECK(addrs >= 1);
+	CHECK(b->forward >= CFG_FWD_NONE && b->forward <= CFG_FWD_NATIVE);
+	CHECK(b->tls >= CFG_BTLS_NONE && b->tls <= CFG_BTLS_STARTTLS);
+	CHECK(b->check_timeout_ms >= 100 && b->check_timeout_ms <= 60000);
+	CHECK(b->check_interval_ms <= 86400000);
+	CHECK(b->strip_domain == 0 || b->strip_domain == 1);
+	CHECK(b->insecure == 0 || b->insecure == 1);
+	if (b->add_domain)
+		CHECK(*b->add_domain != '\0' && strlen(b->add_domain) <= 253 &&
+		      !strpbrk(b->add_domain, "@ \t\"()<>,;:"));
+	if (b->tls != CFG_BTLS_NONE)
+		CHECK(b->tls_name != NULL && b->ca != NULL);
+	else
+		CHECK(b->tls_name == NULL && b->ca == NULL);
+	if (b->is_inline)
+		CHECK(b->check_interval_ms == 0 && b->tls == CFG_BTLS_NONE);
 }
 
 /* An accepted config: what the daemon may rely on without checking. */
@@ -86,8 +144,17 @@ static void check_cfg(const struct cfg *c, const char *name)
 	CHECK(c->certificate != NULL && c->key != NULL);
 	CHECK(c->certificate_line > 0 && c->key_line > 0);
 	CHECK(c->nlisteners >= 1 && c->listeners != NULL);
+	CHECK(c->nbackends >= 1 && c->backends != NULL);
+	for (size_t i = 0; i < c->nbackends; i++) {
+		check_backend(&c->backends[i]);
+		/* [backend NAME]s first, each name once; then the inline ones */
+		if (i > 0)
+			CHECK(c->backends[i].is_inline || !c->backends[i - 1].is_inline);
+		for (size_t j = 0; j < i && !c->backends[i].is_inline; j++)
+			CHECK(strcmp(c->backends[i].name, c->backends[j].name) != 0);
+	}
 	for (size_t i = 0; i < c->nlisteners; i++) {
-		check_listener(&c->listeners[i]);
+		check_listener(c, &c->listeners[i]);
 		for (size_t j = 0; j < i; j++)
 			CHECK(strcmp(c->listeners[i].name, c->listeners[j].name) != 0);
 	}
@@ -170,6 +237,29 @@ static void same_cfg(const struct cfg *a, const struct cfg *b)
 		CHECK(x->transparent == y->transparent && x->max_command == y->max_command &&
 		      x->max_auth_failures == y->max_auth_failures);
 		CHECK(strcmp(cfg_proto_name(x->protocol), x->protocol ? "pop3" : "imap") == 0);
+		CHECK(x->nbk == y->nbk && memcmp(x->bk, y->bk, x->nbk * sizeof *x->bk) == 0);
+		CHECK(x->balance == y->balance && x->insecure == y->insecure &&
+		      x->proxy_protocol == y->proxy_protocol &&
+		      x->proxy_trusted.n == y->proxy_trusted.n &&
+		      memcmp(x->proxy_trusted.v, y->proxy_trusted.v,
+		             x->proxy_trusted.n * sizeof *x->proxy_trusted.v) == 0);
+	}
+	CHECK(same_str(a->route_map, b->route_map));
+	CHECK(a->nbackends == b->nbackends);
+	for (size_t i = 0; i < a->nbackends; i++) {
+		const struct cfg_backend *x = &a->backends[i], *y = &b->backends[i];
+		CHECK(same_str(x->name, y->name) && x->line == y->line && x->is_inline == y->is_inline);
+		for (int pr = 0; pr < 2; pr++) {
+			CHECK(x->addr[pr].sa.ss_family == y->addr[pr].sa.ss_family);
+			if (x->addr[pr].sa.ss_family)
+				same_addr(&x->addr[pr], &y->addr[pr]);
+		}
+		CHECK(x->forward == y->forward && x->tls == y->tls &&
+		      x->check_interval_ms == y->check_interval_ms &&
+		      x->check_timeout_ms == y->check_timeout_ms &&
+		      x->strip_domain == y->strip_domain && x->insecure == y->insecure);
+		CHECK(same_str(x->add_domain, y->add_domain) && same_str(x->ca, y->ca) &&
+		      same_str(x->tls_name, y->tls_name));
 	}
 }
 

@@ -123,6 +123,44 @@ class TestInstall(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(prefix, "etc/moat/moat.ini")))
 
 
+class TestExamples(unittest.TestCase):
+    """The deployment examples in etc/ stay true: the Kubernetes example's
+    moat.ini passes moat -t (with test certificates and a key file made
+    by scripts/ticket-keys.sh in place of the Secret's), HAProxy accepts
+    etc/haproxy-moat.cfg."""
+
+    def test_kubernetes_config_checks(self):
+        with open(os.path.join(ROOT, "etc", "kubernetes.yaml")) as f:
+            y = f.read()
+        m = re.search(r"  moat.ini: \|\n((?:    .*\n)+)", y)
+        self.assertIsNotNone(m)
+        ini = "\n".join(l[4:] for l in m.group(1).splitlines()) + "\n"
+        d = harness.new_dir("k8s")
+        keys = os.path.join(d, "ticket.keys")
+        r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "ticket-keys.sh"), keys],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        c = harness.certs()
+        for old, new in (("/etc/moat/tls/fullchain.pem", c.fullchain),
+                         ("/etc/moat/tls/privkey.pem", c.key),
+                         ("/etc/moat/tls/ticket.keys", keys)):
+            self.assertIn(old, ini)
+            ini = ini.replace(old, new)
+        if os.geteuid() == 0:
+            ini = ini.replace("[moat]\n", "[moat]\nallow_root = yes\n", 1)
+        path = os.path.join(d, "moat.ini")
+        with open(path, "w") as f:
+            f.write(ini)
+        r = harness.run_moat_cli(["-t", "-c", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    @unittest.skipUnless(shutil.which("haproxy"), "haproxy is not installed")
+    def test_haproxy_example_parses(self):
+        r = subprocess.run(["haproxy", "-c", "-f", os.path.join(ROOT, "etc", "haproxy-moat.cfg")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+
+
 @unittest.skipUnless(os.geteuid() == 0, "chroot needs root")
 class TestStaticBinary(unittest.TestCase):
 

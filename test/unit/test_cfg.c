@@ -2414,6 +2414,13 @@ static void test_example_config_documents_defaults(void **state)
 	assert_null(ex->user);
 	assert_null(ex->pid_file);
 	assert_int_equal(ex->metrics_address.sa.ss_family, 0);
+	assert_int_equal(ex->health_address.sa.ss_family, 0);
+	assert_int_equal(ex->drain_delay_ms, min->drain_delay_ms);
+	assert_null(ex->route_map);
+	assert_null(ex->ticket_key_file);
+	/* its [backend store1] is commented out: every backend is inline */
+	for (size_t i = 0; i < ex->nbackends; i++)
+		assert_true(ex->backends[i].is_inline);
 	assert_int_equal(ex->min_tls13, min->min_tls13);
 	assert_ids(ex->tls12_ciphers, min->tls12_ciphers);
 	assert_ids(ex->tls13_ciphers, min->tls13_ciphers);
@@ -2447,6 +2454,10 @@ static void test_example_config_documents_defaults(void **state)
 		assert_int_equal(a->auth_failure_delay_ms, b->auth_failure_delay_ms);
 		assert_int_equal(a->max_auth_failures, b->max_auth_failures);
 		assert_int_equal(a->idle_timeout_ms, b->idle_timeout_ms);
+		assert_int_equal(a->balance, b->balance);
+		assert_int_equal(a->insecure, b->insecure);
+		assert_int_equal(a->proxy_protocol, b->proxy_protocol);
+		assert_memory_equal(&a->proxy_trusted, &b->proxy_trusted, sizeof a->proxy_trusted);
 	}
 	cfg_free(ex);
 	cfg_free(min);

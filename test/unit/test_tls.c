@@ -764,6 +764,51 @@ static void test_resumption(void **state)
 	tls_tickets_unref(other);
 }
 
+/* Keys from a shared file (several instances): contexts made from the
+ * same keys resume each other's tickets; an older key still decrypts
+ * after a rotation put a new one first; other keys do not. */
+static void test_shared_ticket_keys(void **state)
+{
+	uint8_t k[3 * TLS_TICKET_KEY_BYTES];
+	char err[100];
+	tls_tickets *a, *b, *rotated, *stranger;
+	struct srv_opts sa, sb, sr, ss;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof k; i++)
+		k[i] = (uint8_t)(i * 7 + 1);
+	a = tls_tickets_from_keys(k, 1, 3600, err, sizeof err);
+	b = tls_tickets_from_keys(k, 1, 3600, err, sizeof err);
+	/* a new key first, the old one second */
+	memcpy(k + 2 * TLS_TICKET_KEY_BYTES, k, TLS_TICKET_KEY_BYTES);
+	for (size_t i = 0; i < TLS_TICKET_KEY_BYTES; i++)
+		k[TLS_TICKET_KEY_BYTES + i] = (uint8_t)(0xA5 ^ i);
+	rotated = tls_tickets_from_keys(k + TLS_TICKET_KEY_BYTES, 2, 3600, err, sizeof err);
+	stranger = tls_tickets_from_keys(k + TLS_TICKET_KEY_BYTES, 1, 3600, err, sizeof err);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(rotated);
+	assert_non_null(stranger);
+	assert_null(tls_tickets_from_keys(k, 0, 3600, err, sizeof err));
+	assert_null(tls_tickets_from_keys(k, TLS_TICKET_KEYS_MAX + 1, 3600, err, sizeof err));
+	srv_defaults(&sa, a);
+	srv_defaults(&sb, b);
+	srv_defaults(&sr, rotated);
+	srv_defaults(&ss, stranger);
+	for (int ver = 12; ver <= 13; ver++) {
+		assert_int_equal(resume_once(&sa, &sb, ver), 1);
+		assert_int_equal(resume_once(&sb, &sa, ver), 1);
+		assert_int_equal(resume_once(&sa, &sr, ver), 1);   /* old key, second line */
+		assert_int_equal(resume_once(&sr, &ss, ver), 1);   /* new key, first line */
+		assert_int_equal(resume_once(&sr, &sa, ver), 0);   /* new key unknown to a */
+		assert_int_equal(resume_once(&sa, &ss, ver), 0);
+	}
+	tls_tickets_unref(a);
+	tls_tickets_unref(b);
+	tls_tickets_unref(rotated);
+	tls_tickets_unref(stranger);
+}
+
 /* ---- client certificates ---- */
 
 static void test_client_certificates(void **state)
@@ -1004,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_ecdsa_and_rsa),
 		cmocka_unit_test(test_alpn),
 		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_shared_ticket_keys),
 		cmocka_unit_test(test_client_certificates),
 		cmocka_unit_test(test_no_tickets_with_client_certificates),
 		cmocka_unit_test(test_bad_client_ca),

@@ -1,0 +1,307 @@
+"""Several moat instances behind a load balancer: HAProxy (Debian's) in
+TCP mode with send-proxy-v2 in front of moat A and moat B, one Dovecot
+behind both.
+
+  client --> HAProxy fe_all (round robin, health checks on /healthz)
+             HAProxy fe_a  --> A only      (to get a ticket from A ...
+             HAProxy fe_b  --> B only       ... and offer it to B)
+  A, B: listener imaps with proxy_protocol = yes, [tls] ticket_key_file
+        (one file made by scripts/ticket-keys.sh), [health] address,
+        backend forward = native (IMAP ID), so Dovecot (its
+        login_trusted_networks holding 127.0.0.1) logs the client's own
+        address.
+
+Clients connect from 127.0.0.2, so "the client's address" differs from
+HAProxy's and moat's (127.0.0.1) everywhere.
+"""
+
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import harness
+
+LOOPBACK = harness.LOOPBACK
+CLIENT_IP = "127.0.0.2"
+SCRIPT = os.path.join(harness.SCRIPTS, "ticket-keys.sh")
+
+DOVECOT = None
+
+
+def setUpModule():
+    global DOVECOT
+    DOVECOT = harness.Dovecot(name="dovecot-fleet", extra_conf="""
+login_trusted_networks = 127.0.0.1/32
+auth_failure_delay = 0
+""").start()
+
+
+def tearDownModule():
+    if DOVECOT:
+        DOVECOT.stop()
+
+
+def make_keys(d, rotate=0):
+    path = os.path.join(d, "ticket.keys")
+    for _ in range(1 + rotate):
+        r = subprocess.run(["sh", SCRIPT, path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert r.returncode == 0, r.stderr
+    return path
+
+
+def start_moat(name, keyfile, drain_delay="0"):
+    health = harness.free_port()
+    opts = {"drain_delay": drain_delay, "shutdown_grace": "5s"}
+    extra = ("[health]\naddress = 127.0.0.1:%d\n\n[backend d]\nimap = 127.0.0.1:%d\n"
+             "forward = native\ncheck_interval = 1s\n" % (health, DOVECOT.imap_port))
+    m = harness.Moat([harness.Listener("imaps", "imap", "d",
+                                       options={"proxy_protocol": "yes"})],
+                     name=name, options=opts,
+                     extra_tls="ticket_key_file = %s" % keyfile if keyfile else "",
+                     extra=extra)
+    m.health_port = health
+    return m.start()
+
+
+class HAProxy:
+    def __init__(self, a, b):
+        self.dir = harness.new_dir("haproxy")
+        self.ports = {k: harness.free_port() for k in ("all", "a", "b")}
+        cfg = ["global", "  maxconn 1000", "",
+               "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 60s",
+               "  timeout server 60s", "  retries 3", "  option redispatch", ""]
+        servers = [("a", a), ("b", b)]
+        cfg += ["frontend fe_all", "  bind %s:%d" % (LOOPBACK, self.ports["all"]),
+                "  default_backend be_all", "", "backend be_all", "  balance roundrobin",
+                "  option httpchk", "  http-check send meth GET uri /healthz"]
+        for n, m in servers:
+            cfg.append("  server %s %s:%d send-proxy-v2 check port %d inter 200ms fall 1 "
+                       "rise 2" % (n, LOOPBACK, m.port("imaps"), m.health_port))
+        for n, m in servers:
+            cfg += ["", "frontend fe_%s" % n, "  bind %s:%d" % (LOOPBACK, self.ports[n]),
+                    "  default_backend be_%s" % n, "", "backend be_%s" % n,
+                    "  server %s %s:%d send-proxy-v2" % (n, LOOPBACK, m.port("imaps"))]
+        self.cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.cfg, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.out = open(os.path.join(self.dir, "haproxy.out"), "wb")
+        self.proc = harness.spawn(["haproxy", "-db", "-f", self.cfg], stdout=self.out,
+                                  stderr=subprocess.STDOUT)
+        for p in self.ports.values():
+            harness.wait_port(p, harness.scaled(10), self.proc, "haproxy")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        harness.kill_group(self.proc)
+        self.out.close()
+
+
+def s_client(port, *extra, send=b"a LOGOUT\r\n"):
+    argv = ["openssl", "s_client", "-connect", "%s:%d" % (LOOPBACK, port), "-bind",
+            "%s:0" % CLIENT_IP, "-CAfile", harness.certs().ca, "-servername", "localhost",
+            "-ign_eof"] + list(extra)
+    r = harness.run_cmd(argv, timeout=30, input=send)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def reuse_state(out):
+    m = re.search(r"(?m)^(New|Reused), (TLSv1\.\d)", out)
+    return m.group(1) if m else None
+
+
+def resumes(testcase, first, second, version):
+    sess = os.path.join(harness.new_dir("sess"), "s.pem")
+    rc, out1 = s_client(first, "-" + version, "-sess_out", sess)
+    testcase.assertEqual(rc, 0, out1)
+    testcase.assertEqual(reuse_state(out1), "New", out1)
+    testcase.assertTrue(os.path.exists(sess), "no session saved:\n" + out1)
+    rc, out2 = s_client(second, "-" + version, "-sess_in", sess)
+    testcase.assertEqual(rc, 0, out2)
+    testcase.assertIn("* OK", out2)
+    return reuse_state(out2)
+
+
+def imap_login(port, timeout=10):
+    """A login through port from CLIENT_IP; returns None or what failed."""
+    ctx = harness.client_context()
+    try:
+        raw = socket.create_connection((LOOPBACK, port), timeout=timeout,
+                                       source_address=(CLIENT_IP, 0))
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        f = s.makefile("rb")
+        g = f.readline()
+        if not g.startswith(b"* OK"):
+            return "greeting %r" % g
+        s.sendall(b"a LOGIN demo demo\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return "closed after LOGIN"
+            if line.startswith(b"a "):
+                break
+        if not line.startswith(b"a OK"):
+            return "LOGIN: %r" % line
+        s.sendall(b"b LOGOUT\r\n")
+        while True:
+            line = f.readline()
+            if not line or line.startswith(b"b "):
+                break
+        s.close()
+        return None
+    except (OSError, ssl.SSLError) as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def healthz(m):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % m.health_port,
+                                    timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class TestFleet(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = harness.new_dir("fleet")
+        self.keys = make_keys(self.dir)
+        self.a = start_moat("moat-a", self.keys, drain_delay="2s")
+        self.addCleanup(self.a.stop)
+        self.b = start_moat("moat-b", self.keys)
+        self.addCleanup(self.b.stop)
+        self.lb = HAProxy(self.a, self.b)
+        self.addCleanup(self.lb.stop)
+
+    def test_ticket_from_a_resumes_on_b(self):
+        for version in ("tls1_3", "tls1_2"):
+            with self.subTest(version=version):
+                self.assertEqual(resumes(self, self.lb.ports["a"], self.lb.ports["b"],
+                                         version), "Reused")
+        self.assertRegex(self.b.log(), r"event=session_end listener=imaps client=127\.0\.0\.2:"
+                                       r"\d+ [^\n]*resumed=yes")
+
+    def test_rotated_keys_reloaded(self):
+        sess_dir = harness.new_dir("sess-rot")
+        old = os.path.join(sess_dir, "old.pem")
+        rc, out = s_client(self.lb.ports["a"], "-tls1_2", "-sess_out", old)
+        self.assertEqual(reuse_state(out), "New", out)
+        make_keys(self.dir, rotate=0)          # a new key first, the old one kept
+        for m in (self.a, self.b):
+            start = len(m.log())
+            m.proc.send_signal(signal.SIGHUP)
+            m.wait_log(r"event=reloaded", start=start)
+        # a ticket under the previous key still resumes on both
+        for port in (self.lb.ports["a"], self.lb.ports["b"]):
+            rc, out = s_client(port, "-tls1_2", "-sess_in", old)
+            self.assertEqual(reuse_state(out), "Reused", out)
+        # and new tickets still cross instances
+        self.assertEqual(resumes(self, self.lb.ports["b"], self.lb.ports["a"], "tls1_3"),
+                         "Reused")
+
+    def test_backend_sees_the_client(self):
+        start = len(harness._read(DOVECOT.log_path))
+        self.assertIsNone(imap_login(self.lb.ports["all"]))
+        deadline = time.monotonic() + harness.scaled(10)
+        while True:
+            lines = [l for l in harness._read(DOVECOT.log_path)[start:].splitlines()
+                     if "imap-login: Info: Login: user=<demo>" in l]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertTrue(lines, harness._read(DOVECOT.log_path)[start:])
+        self.assertIn("rip=%s," % CLIENT_IP, lines[0])
+        self.assertRegex(self.a.log() + self.b.log(),
+                         r"event=login listener=imaps client=127\.0\.0\.2:\d+ "
+                         r"user=\"demo\" [^\n]*result=ok")
+
+    def test_sigterm_under_load(self):
+        self.assertEqual(healthz(self.a), (200, "ok\n"))
+        results, stop = [], threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                results.append((time.monotonic(), imap_login(self.lb.ports["all"])))
+
+        threads = [threading.Thread(target=loop) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1)
+            t0 = time.monotonic()
+            self.a.proc.send_signal(signal.SIGTERM)
+            # /healthz turns 503 first, while A still serves
+            deadline = t0 + harness.scaled(2)
+            while healthz(self.a)[0] != 503:
+                self.assertLess(time.monotonic(), deadline, "A's /healthz stayed 200")
+                time.sleep(0.05)
+            self.assertEqual(healthz(self.a), (503, "draining\n"))
+            self.assertIsNone(self.a.proc.poll(), "A exited before its drain_delay")
+            rc = self.a.proc.wait(timeout=harness.scaled(15))
+            self.assertEqual(rc, 0, self.a.log()[-3000:])
+            t_exit = time.monotonic()
+            time.sleep(1)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        failed = [(round(t - t0, 2), r) for t, r in results if r]
+        self.assertFalse(failed, "logins failed while A drained (A exited at +%.2fs): %s"
+                         % (t_exit - t0, failed[:5]))
+        after = [t for t, r in results if t > t_exit]
+        self.assertGreater(len(after), 3, "the loop stalled after A left")
+        self.assertRegex(self.a.log(), r"event=stopping signal=SIGTERM drain_delay_ms=2000")
+        self.assertRegex(self.b.log(), r"event=login [^\n]*result=ok")
+
+
+class TestWithoutSharedKeys(unittest.TestCase):
+    """The control: without ticket_key_file each instance has keys of its
+    own, so a ticket from A does not resume on B."""
+
+    def test_no_resumption_across(self):
+        a = start_moat("moat-a1", None)
+        self.addCleanup(a.stop)
+        b = start_moat("moat-b1", None)
+        self.addCleanup(b.stop)
+        lb = HAProxy(a, b)
+        self.addCleanup(lb.stop)
+        self.assertEqual(resumes(self, lb.ports["a"], lb.ports["b"], "tls1_2"), "New")
+        self.assertEqual(resumes(self, lb.ports["a"], lb.ports["a"], "tls1_2"), "Reused")
+
+
+class TestHealthz(unittest.TestCase):
+
+    def test_all_backends_down_is_503(self):
+        port = harness.free_port()           # nothing listens there
+        health = harness.free_port()
+        m = harness.Moat([harness.Listener("imaps", "imap", "gone")], name="moat-hz",
+                         extra="[health]\naddress = 127.0.0.1:%d\n\n[backend gone]\n"
+                               "imap = 127.0.0.1:%d\ncheck_interval = 1s\n" % (health, port))
+        m.health_port = health
+        m.start()
+        self.addCleanup(m.stop)
+        m.wait_log(r"event=backend_down backend=gone")
+        self.assertEqual(healthz(m), (503, "every backend is down\n"))
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % health, timeout=5)
+            self.fail("[health] answered /metrics")
+        except urllib.error.HTTPError as e:
+            self.assertEqual(e.code, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
