@@ -138,6 +138,31 @@ static void certificates(FILE *f, const struct metrics_src *src)
 	}
 }
 
+/* Each backend address: up or down by its checks, and the sessions on it. */
+static void backends(FILE *f, const struct metrics_src *src)
+{
+	const struct gen *g = *src->gen;
+
+	head(f, "moat_backend_up", "gauge",
+	     "1 while the backend address passes its health checks (or has none), else 0.");
+	for (size_t i = 0; i < g->cfg->nbackends; i++)
+		for (int pr = 0; pr < 2; pr++) {
+			if (!g->cfg->backends[i].addr[pr].sa.ss_family)
+				continue;
+			fprintf(f, "moat_backend_up{backend=\"");
+			label(f, g->cfg->backends[i].name);
+			fprintf(f, "\",protocol=\"%s\"} %d\n", cfg_proto_name((enum cfg_proto)pr),
+			        !atomic_load(&g->backends[i].down[pr]));
+		}
+	head(f, "moat_backend_sessions", "gauge",
+	     "Sessions connected to the backend now (this configuration's).");
+	for (size_t i = 0; i < g->cfg->nbackends; i++) {
+		fprintf(f, "moat_backend_sessions{backend=\"");
+		label(f, g->cfg->backends[i].name);
+		fprintf(f, "\"} %u\n", atomic_load(&g->backends[i].conns));
+	}
+}
+
 char *metrics_render(const struct metrics_src *src, size_t *len)
 {
 	char *out = NULL;
@@ -192,6 +217,7 @@ char *metrics_render(const struct metrics_src *src, size_t *len)
 	head(f, "moat_bytes_total", "counter", "Plaintext bytes relayed, by direction.");
 	per_listener(f, src, "moat_bytes_total", offsetof(struct lstats, bytes_in), "direction",
 	             (const char *const[]){ "from_client", "to_client" }, 2);
+	backends(f, src);
 	certificates(f, src);
 	head(f, "moat_limit_untracked_total", "counter",
 	     "Addresses not tracked because the limit table was full of live ones.");

@@ -285,10 +285,53 @@ class TestWithoutSharedKeys(unittest.TestCase):
 
 class TestHealthz(unittest.TestCase):
 
+    def metrics(self, port):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            return r.read().decode()
+
+    def test_backend_state(self):
+        gone = harness.free_port()           # nothing listens there
+        health, mport = harness.free_port(), harness.free_port()
+        m = harness.Moat([harness.Listener("imaps", "imap", "gone, d"),
+                          harness.Listener("lonely", "imap", "gone")], name="moat-hz",
+                         extra="[health]\naddress = 127.0.0.1:%d\n\n[metrics]\naddress = "
+                               "127.0.0.1:%d\n\n[backend gone]\nimap = 127.0.0.1:%d\n"
+                               "check_interval = 1s\n\n[backend d]\nimap = 127.0.0.1:%d\n"
+                               % (health, mport, gone, DOVECOT.imap_port))
+        m.health_port = health
+        m.start()
+        self.addCleanup(m.stop)
+        m.wait_log(r"event=backend_down backend=gone")
+        # one listener still has a backend: healthy
+        self.assertEqual(healthz(m), (200, "ok\n"))
+        held = harness.ImapClient(m.port("imaps"))
+        self.addCleanup(held.close)
+        held.greeting()
+        _, r = held.cmd("a", "LOGIN demo demo")
+        self.assertTrue(r.startswith(b"a OK"), held.dump())
+        text = self.metrics(mport)
+        self.assertIn('moat_backend_up{backend="gone",protocol="imap"} 0\n', text)
+        self.assertIn('moat_backend_up{backend="d",protocol="imap"} 1\n', text)
+        self.assertIn('moat_backend_sessions{backend="d"} 1\n', text)
+        held.cmd("b", "LOGOUT")
+        held.close()
+        deadline = time.monotonic() + harness.scaled(5)
+        while 'moat_backend_sessions{backend="d"} 0\n' not in self.metrics(mport):
+            self.assertLess(time.monotonic(), deadline, "the session was not counted out")
+            time.sleep(0.05)
+        # the metrics endpoint answers /healthz too; [health] nothing else
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % mport, timeout=5) as r:
+            self.assertEqual((r.status, r.read()), (200, b"ok\n"))
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % health, timeout=5)
+            self.fail("[health] answered /metrics")
+        except urllib.error.HTTPError as e:
+            self.assertEqual(e.code, 404)
+
     def test_all_backends_down_is_503(self):
         port = harness.free_port()           # nothing listens there
         health = harness.free_port()
-        m = harness.Moat([harness.Listener("imaps", "imap", "gone")], name="moat-hz",
+        m = harness.Moat([harness.Listener("imaps", "imap", "gone")], name="moat-hz2",
                          extra="[health]\naddress = 127.0.0.1:%d\n\n[backend gone]\n"
                                "imap = 127.0.0.1:%d\ncheck_interval = 1s\n" % (health, port))
         m.health_port = health
@@ -296,11 +339,6 @@ class TestHealthz(unittest.TestCase):
         self.addCleanup(m.stop)
         m.wait_log(r"event=backend_down backend=gone")
         self.assertEqual(healthz(m), (503, "every backend is down\n"))
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % health, timeout=5)
-            self.fail("[health] answered /metrics")
-        except urllib.error.HTTPError as e:
-            self.assertEqual(e.code, 404)
 
 
 if __name__ == "__main__":
