@@ -128,7 +128,7 @@ class TestQuickBench(unittest.TestCase):
         text = r.stdout.decode(errors="replace")
         self.assertEqual(r.returncode, 0, text)
         self.assertIn("mbedTLS ceiling", text)
-        self.assertRegex(text, r"scale: 200 sessions in IDLE through moat")
+        self.assertRegex(text, r"scale: 200 sessions in IDLE through 1 moat process on one port")
         with open(out) as f:
             rows = {row[0]: row for row in csv.reader(f)}
         for label in ("login TLS 1.3, server CPU", "resumed TLS 1.2, server CPU",
