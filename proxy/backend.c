@@ -69,6 +69,18 @@ static size_t candidates(const struct sess *s, const size_t **v, size_t *one)
 	return s->l->nbk;
 }
 
+/* Whether candidate i (of v) may be tried now: not yet by this login, an
+ * address for the protocol, not marked down. tried has a bit for each of
+ * the first 32 candidates; cfg allows no more. */
+static int usable(const struct sess *s, const size_t *v, size_t i)
+{
+	int pr = s->l->protocol;
+
+	return i < 32 && !(s->tried & (1u << i)) &&
+	       s->gen->cfg->backends[v[i]].addr[pr].sa.ss_family &&
+	       !atomic_load(&s->gen->backends[v[i]].down[pr]);
+}
+
 /* The next backend to try (an index into cfg->backends), or -1: the first
  * untried one that is not down in the listener's order, or with
  * least-conn the one of them with the fewest sessions. */
@@ -78,19 +90,16 @@ static long pick(struct sess *s)
 	size_t one, n = candidates(s, &v, &one);
 	long best = -1;
 	unsigned fewest = UINT_MAX;
-	int pr = s->l->protocol;
 
-	for (size_t i = 0; i < n && i < 32; i++) {
-		const struct backend_rt *rt = &s->gen->backends[v[i]];
+	for (size_t i = 0; i < n; i++) {
 		unsigned c;
-		if ((s->tried & (1u << i)) || !s->gen->cfg->backends[v[i]].addr[pr].sa.ss_family ||
-		    atomic_load(&rt->down[pr]))
+		if (!usable(s, v, i))
 			continue;
 		if (s->l->balance == CFG_BAL_ORDER) {
 			s->tried |= 1u << i;
 			return (long)v[i];
 		}
-		c = atomic_load(&rt->conns);
+		c = atomic_load(&s->gen->backends[v[i]].conns);
 		if (c < fewest) {
 			fewest = c;
 			best = (long)i;
@@ -116,8 +125,7 @@ static void mark_down(struct sess *s, const char *why)
 		        b->name, b->addr[s->l->protocol].text, log_quote(r, sizeof r, why));
 }
 
-/* Stops counting the session in its backend's connections. */
-static void release(struct sess *s)
+void backend_release(struct sess *s)
 {
 	if (!s->bk_counted)
 		return;
@@ -317,7 +325,7 @@ static void on_backend_closed(uv_handle_t *h)
 
 void backend_close(struct sess *s)
 {
-	release(s);
+	backend_release(s);
 	if (!s->backend_open || s->backend_closing)
 		return;
 	uv_read_stop((uv_stream_t *)&s->backend);
@@ -329,11 +337,6 @@ void backend_close(struct sess *s)
 	s->btls_up = 0;
 	s->connect_gen++;
 	uv_close((uv_handle_t *)&s->backend, on_backend_closed);
-}
-
-void backend_release(struct sess *s)
-{
-	release(s);
 }
 
 void backend_connect_failed(struct sess *s, int err, const char *why)
@@ -348,9 +351,8 @@ void backend_retry(struct sess *s, int err, const char *why)
 	size_t one, n = candidates(s, &v, &one);
 	int more = 0;
 
-	for (size_t i = 0; i < n && i < 32; i++)
-		more |= !(s->tried & (1u << i)) &&
-		        !atomic_load(&s->gen->backends[v[i]].down[s->l->protocol]);
+	for (size_t i = 0; i < n; i++)
+		more |= usable(s, v, i);
 	if (!more) {
 		connect_failed(s, err, why);
 		return;

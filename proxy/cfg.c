@@ -996,8 +996,8 @@ static const struct keydef moat_keys[] = {
 	{ "route_map", set_string, CFG_OFF(route_map), 0, 0, 0, NULL },
 	{ "drain_delay", set_duration, CFG_OFF(drain_delay_ms), 0, 0, 600000, NULL },
 };
-enum { MK_ROUTE_MAP = 20 };
-_Static_assert(sizeof moat_keys / sizeof *moat_keys == MK_ROUTE_MAP + 2, "route_map's index");
+enum { MK_ROUTE_MAP = 20, MK_DRAIN_DELAY };
+_Static_assert(NKEYS(moat_keys) == MK_DRAIN_DELAY + 1, "route_map's index");
 
 static const struct keydef health_keys[] = {
 	{ "address", set_listen, CFG_OFF(health_address), 1, 0, 0, NULL },

@@ -102,6 +102,14 @@ static void set_limits(struct gen *g)
 	g->limits.ipv6_prefix = c->ipv6_prefix;
 }
 
+/* Whether a key file others may read is refused (or only warned of):
+ * key_permissions, with auto meaning strict when started as root. */
+static int strict_perms(const struct cfg *c)
+{
+	return c->key_permissions == CFG_KEYPERM_STRICT ||
+	       (c->key_permissions == CFG_KEYPERM_AUTO && geteuid() == 0);
+}
+
 /* Logs what a certificate is and warns when it expires soon or its key
  * file is open to others; the latter is an error where the policy says. */
 static void check_cert(struct report *r, const struct cfg *c, const struct cfg_cert *cc,
@@ -114,7 +122,6 @@ static void check_cert(struct report *r, const struct cfg *c, const struct cfg_c
 	unsigned mode = tls_cert_key_mode(ct);
 	struct tm tm;
 	char when[32];
-	int strict;
 
 	names[0] = '\0';
 	for (size_t i = 0; tls_cert_name(ct, i) && n < sizeof names; i++)
@@ -135,9 +142,7 @@ static void check_cert(struct report *r, const struct cfg *c, const struct cfg_c
 		        "days_left=%ld", cc->name, file, when, days);
 	if ((mode & 077) == 0)
 		return;
-	strict = c->key_permissions == CFG_KEYPERM_STRICT ||
-	         (c->key_permissions == CFG_KEYPERM_AUTO && geteuid() == 0);
-	if (strict)
+	if (strict_perms(c))
 		report(r, cc->key_line, "key %s may be read or changed by group or others "
 		       "(mode %04o): chmod 600 it, or set key_permissions = warn in [tls]",
 		       cc->key, mode);
@@ -180,8 +185,7 @@ static void load_ticket_keys(struct report *r, struct gen *g)
 		return;
 	}
 	if (stat(c->ticket_key_file, &st) == 0 && (st.st_mode & 077)) {
-		if (c->key_permissions == CFG_KEYPERM_STRICT ||
-		    (c->key_permissions == CFG_KEYPERM_AUTO && geteuid() == 0))
+		if (strict_perms(c))
 			report(r, c->ticket_key_file_line, "ticket key file %s may be read by group or "
 			       "others (mode %04o): chmod 600 it, or set key_permissions = warn",
 			       c->ticket_key_file, (unsigned)(st.st_mode & 07777));

@@ -105,18 +105,6 @@ static enum dlg_act dlg_login_done(struct preauth *pa, enum dlg_login r)
 
 /* ---- the backend login, whichever protocol ---- */
 
-/* The address as text, without brackets or port. */
-static const char *ip_text(const struct sockaddr_in6 *sa, char *buf, size_t size)
-{
-	const void *a = sa->sin6_family == AF_INET
-	                ? (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr
-	                : (const void *)&sa->sin6_addr;
-
-	if (!inet_ntop(sa->sin6_family, a, buf, (socklen_t)size))
-		snprintf(buf, size, "?");
-	return buf;
-}
-
 /* The port, either family (same offset in both). */
 static unsigned port_of(const struct sockaddr_in6 *sa)
 {
@@ -129,14 +117,14 @@ static int bl_forward(struct sess *s, struct preauth *pa)
 {
 	char ip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN], t[400];
 
-	ip_text(&s->peer, ip, sizeof ip);
+	sess_ip(&s->peer, ip, sizeof ip);
 	if (pa->pop3) {
 		snprintf(t, sizeof t, "ADDR=%s PORT=%u", ip, port_of(&s->peer));
 		return pop3_bl_set_xclient(&pa->bl->pop3, t);
 	}
 	snprintf(t, sizeof t, "(\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
 	         "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\")", ip,
-	         port_of(&s->peer), ip_text(&s->local, lip, sizeof lip), port_of(&s->local));
+	         port_of(&s->peer), sess_ip(&s->local, lip, sizeof lip), port_of(&s->local));
 	return imap_bl_set_id(&pa->bl->imap, t);
 }
 

@@ -106,27 +106,6 @@ static void take_caps(const char *p, char *caps, size_t capslen)
 	caps[n] = '\0';
 }
 
-static int connect_plain(struct conn *c, const struct cfg_addr *a);
-
-/* Connects with a deadline, then sends a LOCAL PROXY header when the
- * backend wants one; returns 0 or -1 with errno set. */
-static int connect_to(struct conn *c, const struct cfg_addr *a, int proxy_version)
-{
-	uint8_t hdr[32];
-	int n;
-
-	if (connect_plain(c, a) < 0)
-		return -1;
-	if (!proxy_version)
-		return 0;
-	n = proxyp_build_local(proxy_version, hdr, sizeof hdr);
-	if (n < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	return write_all(c, hdr, (size_t)n);
-}
-
 /* Connects with a deadline; returns 0 or -1 with errno set. */
 static int connect_plain(struct conn *c, const struct cfg_addr *a)
 {
@@ -149,6 +128,25 @@ static int connect_plain(struct conn *c, const struct cfg_addr *a)
 		return -1;
 	}
 	return 0;
+}
+
+/* Connects with a deadline, then sends a LOCAL PROXY header when the
+ * backend wants one; returns 0 or -1 with errno set. */
+static int connect_to(struct conn *c, const struct cfg_addr *a, int proxy_version)
+{
+	uint8_t hdr[32];
+	int n;
+
+	if (connect_plain(c, a) < 0)
+		return -1;
+	if (!proxy_version)
+		return 0;
+	n = proxyp_build_local(proxy_version, hdr, sizeof hdr);
+	if (n < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return write_all(c, hdr, (size_t)n);
 }
 
 int probe_imap_caps(const struct cfg_addr *backend, int proxy_version, uint32_t timeout_ms,

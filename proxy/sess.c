@@ -43,19 +43,25 @@ static void proxy_input(struct sess *s, const uint8_t *p, size_t n);
 static void on_client_drained(struct outq *q, int status);
 static int tls_send(void *ctx, const uint8_t *buf, size_t len);
 
+const char *sess_ip(const struct sockaddr_in6 *sa, char *buf, size_t size)
+{
+	const void *a = sa->sin6_family == AF_INET
+	                ? (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr
+	                : (const void *)&sa->sin6_addr;
+
+	if (!inet_ntop(sa->sin6_family, a, buf, (socklen_t)size))
+		snprintf(buf, size, "?");
+	return buf;
+}
+
 /* Formats the client's address as "ip:port" or "[ip]:port". */
 const char *sess_peer(const struct sess *s, char *buf, size_t size)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&s->peer;
+	char ip[INET6_ADDRSTRLEN];
 
-	if (s->peer.sin6_family == AF_INET) {
-		inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
-		snprintf(buf, size, "%s:%u", ip, ntohs(v4->sin_port));
-	} else {
-		inet_ntop(AF_INET6, &s->peer.sin6_addr, ip, sizeof ip);
-		snprintf(buf, size, "[%s]:%u", ip, ntohs(s->peer.sin6_port));
-	}
+	sess_ip(&s->peer, ip, sizeof ip);
+	snprintf(buf, size, s->peer.sin6_family == AF_INET ? "%s:%u" : "[%s]:%u", ip,
+	         ntohs(s->peer.sin6_port));   /* the port is at one offset in both */
 	return buf;
 }
 

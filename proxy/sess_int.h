@@ -93,6 +93,8 @@ void sess_start_tls(struct sess *s);
 void sess_arm(struct sess *s, uint64_t ms);
 void sess_handle_closed(uv_handle_t *h);
 const char *sess_peer(const struct sess *s, char *buf, size_t size);
+/* An address of either family as text, without brackets or port. */
+const char *sess_ip(const struct sockaddr_in6 *sa, char *buf, size_t size);
 const char *sess_tls_fields(const struct sess *s, char *buf, size_t size);
 struct lstats *sess_stats(const struct sess *s);
 void sess_count_in(struct sess *s, uint64_t n);   /* plaintext from the client */

@@ -499,16 +499,18 @@ static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *bu
 	tls_tickets *t = p;
 	int rc = MBEDTLS_ERR_SSL_INVALID_MAC;
 
-	/* the newest key first; parse decrypts in place, so each try gets a
-	 * copy (tickets are small) */
-	for (size_t i = 0; i < t->n && rc != 0; i++) {
+	/* the newest key first; parse decrypts in place, so a try that is not
+	 * the last works on a copy (tickets are small) */
+	for (size_t i = 0; i + 1 < t->n && rc != 0; i++) {
 		unsigned char copy[1024];
 		if (len > sizeof copy)
 			return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
 		memcpy(copy, buf, len);
-		rc = mbedtls_ssl_ticket_parse(&t->ctx[i], session, i + 1 < t->n ? copy : buf, len);
+		rc = mbedtls_ssl_ticket_parse(&t->ctx[i], session, copy, len);
 		mbedtls_platform_zeroize(copy, len);
 	}
+	if (rc != 0)
+		rc = mbedtls_ssl_ticket_parse(&t->ctx[t->n - 1], session, buf, len);
 	if (rc == 0 && current_conn)
 		current_conn->resumed = 1;
 	return rc;
