@@ -70,13 +70,15 @@ static size_t candidates(const struct sess *s, const size_t **v, size_t *one)
 }
 
 /* Whether candidate i (of v) may be tried now: not yet by this login, an
- * address for the protocol, not marked down. tried has a bit for each of
- * the first 32 candidates; cfg allows no more. */
+ * address for the protocol, not marked down. tried has a bit for each
+ * candidate: cfg allows no more than 32. */
+_Static_assert(CFG_MAX_LISTENER_BACKENDS <= 32, "sess.tried has 32 bits");
+
 static int usable(const struct sess *s, const size_t *v, size_t i)
 {
 	int pr = s->l->protocol;
 
-	return i < 32 && !(s->tried & (1u << i)) &&
+	return !(s->tried & (1u << i)) &&
 	       s->gen->cfg->backends[v[i]].addr[pr].sa.ss_family &&
 	       !atomic_load(&s->gen->backends[v[i]].down[pr]);
 }

@@ -1762,6 +1762,11 @@ static void check_listener_backends(struct parser *p)
 				problem(p, line, "backend: '%.*s' is listed twice", (int)len, item);
 				continue;
 			}
+			if (l->nbk == CFG_MAX_LISTENER_BACKENDS) {
+				problem(p, line, "backend: more than %d backends",
+				        CFG_MAX_LISTENER_BACKENDS);
+				break;
+			}
 			if (!p->bs[bi].b.addr[l->protocol].sa.ss_family && !p->bs[bi].s.bad[
 			    l->protocol == CFG_PROTO_IMAP ? BK_IMAP : BK_POP3]) {
 				problem(p, line, "backend: [backend %s] (line %d) has no %s address for "

@@ -44,6 +44,7 @@ struct cfg_net {
 };
 
 #define CFG_MAX_NETS 32
+#define CFG_MAX_LISTENER_BACKENDS 32  /* a listener's backend = list */
 
 struct cfg_nets {
 	struct cfg_net v[CFG_MAX_NETS];
