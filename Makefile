@@ -10,6 +10,8 @@
 #   make fuzz       build the libFuzzer targets (test/fuzz/, clang) and run
 #                   each for FUZZ_TIME seconds (default 60), one after the
 #                   other; make fuzz-build only builds them
+#   make fuzz-long  each fuzzer for FUZZ_LONG_TIME (1h) or FUZZ_RUNS
+#                   executions, growing the kept corpus in test/fuzz/corpus
 #   make clean      remove build/ except the cached mbedTLS
 #   make static     build/moat-static, linked statically (containers)
 #   make man        build/man/moat.8 and moat.ini.5 (from etc/moat.ini)
@@ -87,7 +89,8 @@ $(DEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh build
 	@mkdir -p $(BUILD) && touch $@
 
-$(TDEPS_STAMP): scripts/deps.sh
+# One apt at a time: each set waits for the build set (make -j).
+$(TDEPS_STAMP): scripts/deps.sh | $(DEPS_STAMP)
 	@scripts/deps.sh test
 	@mkdir -p $(BUILD) && touch $@
 
@@ -124,7 +127,7 @@ BENCH_DIR := $(BUILD)/bench
 BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/tlsraw
 BDEPS_STAMP := $(BUILD)/.deps-bench
 BENCH_ARGS ?=
-$(BDEPS_STAMP): scripts/deps.sh
+$(BDEPS_STAMP): scripts/deps.sh | $(TDEPS_STAMP)
 	@scripts/deps.sh bench
 	@mkdir -p $(BUILD) && touch $@
 $(BENCH_DIR)/%: scripts/bench/%.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
@@ -240,13 +243,22 @@ fuzz_preauth_SRCS    := $(wildcard protocols/*.c)
 fuzz_proxyp_SRCS     := protocols/proxyp.c
 fuzz_route_SRCS      := proxy/route.c
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-long
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: $(FUZZ_BINS)
 	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
 
-$(FDEPS_STAMP): scripts/deps.sh
+# Not in CI: each fuzzer for FUZZ_LONG_TIME seconds (default 1h) or
+# FUZZ_RUNS executions, whichever comes first, on the kept corpus under
+# test/fuzz/corpus/, which the run grows (coverage-minimized); commit it.
+FUZZ_LONG_TIME ?= 3600
+FUZZ_RUNS      ?=
+fuzz-long: $(FUZZ_BINS)
+	@FUZZ_TIME=$(FUZZ_LONG_TIME) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_KEEP=1 \
+	    scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+$(FDEPS_STAMP): scripts/deps.sh | $(DEPS_STAMP)
 	@scripts/deps.sh fuzz
 	@mkdir -p $(BUILD) && touch $@
 

@@ -13,6 +13,10 @@
  *                 backend; bytes after the command wait in the session
  *   DLG_CLOSE     send out, then close the connection
  *
+ * A login moat refuses itself (REFUSED, FORBIDDEN) counts against
+ * max_auth_failures like one the backend refused (FAILED); UNAVAILABLE,
+ * the backend's fault, does not.
+ *
  * A backend login is fed backend bytes and returns:
  *   BL_NEED_MORE  all input consumed, nothing to do
  *   BL_SEND       write out[0..out_len), then feed on
@@ -47,7 +51,8 @@ enum dlg_login {
 	DLG_LOGIN_OK = 0,
 	DLG_LOGIN_FAILED,             /* backend said no */
 	DLG_LOGIN_UNAVAILABLE,        /* backend down, slow or confused */
-	DLG_LOGIN_REFUSED,            /* moat refuses (e.g. rate limits) */
+	DLG_LOGIN_REFUSED,            /* moat refuses: the address is blocked */
+	DLG_LOGIN_FORBIDDEN,          /* moat refuses: no client address (PROXY LOCAL) */
 };
 
 enum bl_rc {

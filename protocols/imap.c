@@ -453,19 +453,23 @@ enum dlg_act imap_dlg_login_done(struct imap_dlg *d, enum dlg_login r,
 	switch (r) {
 	case DLG_LOGIN_FAILED:
 		put(d, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", d->tag);
-		if (++d->failures >= d->cfg->max_auth_failures) {
-			put(d, "* BYE Too many authentication failures\r\n");
-			d->state = D_CLOSED;
-			return DLG_CLOSE;
-		}
-		return DLG_REPLY;
+		break;
 	case DLG_LOGIN_REFUSED:
 		put(d, "%s NO [UNAVAILABLE] Too many failed logins, try again later\r\n", d->tag);
-		return DLG_REPLY;
+		break;
+	case DLG_LOGIN_FORBIDDEN:
+		put(d, "%s NO [AUTHORIZATIONFAILED] No logins on this connection\r\n", d->tag);
+		break;
 	default:
 		put(d, "%s NO [UNAVAILABLE] Mail server unavailable, try again later\r\n", d->tag);
 		return DLG_REPLY;
 	}
+	if (++d->failures >= d->cfg->max_auth_failures) {
+		put(d, "* BYE Too many authentication failures\r\n");
+		d->state = D_CLOSED;
+		return DLG_CLOSE;
+	}
+	return DLG_REPLY;
 }
 
 /* Whether a capability is one moat decides itself (or one that makes no

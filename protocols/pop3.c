@@ -362,18 +362,22 @@ enum dlg_act pop3_dlg_login_done(struct pop3_dlg *d, enum dlg_login r, const cha
 	switch (r) {
 	case DLG_LOGIN_FAILED:
 		put(d, "-ERR [AUTH] Authentication failed\r\n");
-		if (++d->failures >= d->cfg->max_auth_failures) {
-			d->state = D_CLOSED;
-			return DLG_CLOSE;
-		}
-		return DLG_REPLY;
+		break;
 	case DLG_LOGIN_REFUSED:
 		put(d, "-ERR [SYS/TEMP] Too many failed logins, try again later\r\n");
-		return DLG_REPLY;
+		break;
+	case DLG_LOGIN_FORBIDDEN:
+		put(d, "-ERR [AUTH] No logins on this connection\r\n");
+		break;
 	default:
 		put(d, "-ERR [SYS/TEMP] Mail server unavailable, try again later\r\n");
 		return DLG_REPLY;
 	}
+	if (++d->failures >= d->cfg->max_auth_failures) {
+		d->state = D_CLOSED;
+		return DLG_CLOSE;
+	}
+	return DLG_REPLY;
 }
 
 /* Whether a capability is one moat decides itself before login (or one

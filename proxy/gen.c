@@ -167,7 +167,8 @@ static void report_lines(struct report *r, int line, const char *key, char *errs
 }
 
 /* ticket_key_file: the keys every instance shares, read again on each
- * reload; held only inside mbedTLS's ticket contexts (copies wiped). A
+ * reload; held only by tls.c (its ticket contexts and one copy to put
+ * them in again before mbedTLS would rotate them; copies here wiped). A
  * file others may read is treated like a private key file. */
 static void load_ticket_keys(struct report *r, struct gen *g)
 {

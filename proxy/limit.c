@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls_hash.h"
+
 #define SLOTS 8                       /* addresses per bucket */
 
 struct entry {
@@ -29,6 +31,7 @@ struct bucket {
 
 struct limit_table {
 	struct bucket *b;
+	tls_hash *hash;                   /* keyed: buckets cannot be aimed at */
 	size_t nbuckets;                  /* a power of two */
 	atomic_uint total;
 	atomic_uint_fast64_t untracked;
@@ -44,7 +47,10 @@ struct limit_table *limit_new(size_t entries)
 	while (n * SLOTS < entries)
 		n <<= 1;
 	l->b = calloc(n, sizeof *l->b);
-	if (!l->b) {
+	l->hash = tls_hash_new();
+	if (!l->b || !l->hash) {
+		free(l->b);
+		tls_hash_free(l->hash);
 		free(l);
 		return NULL;
 	}
@@ -63,12 +69,11 @@ void limit_free(struct limit_table *l)
 	for (size_t i = 0; i < l->nbuckets; i++)
 		pthread_mutex_destroy(&l->b[i].lock);
 	free(l->b);
+	tls_hash_free(l->hash);
 	free(l);
 }
 
-/* The 16-byte key of an address: IPv4 as ::ffff:a.b.c.d, IPv6 masked to
- * its first prefix bits. */
-static void make_key(const struct sockaddr *sa, unsigned prefix, uint8_t key[16])
+void limit_key(const struct sockaddr *sa, unsigned prefix, uint8_t key[16])
 {
 	memset(key, 0, 16);
 	if (sa->sa_family == AF_INET) {
@@ -85,14 +90,12 @@ static void make_key(const struct sockaddr *sa, unsigned prefix, uint8_t key[16]
 		key[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
 }
 
-/* FNV-1a over the key: which bucket an address lives in. */
+/* Which bucket an address lives in: by a keyed hash, so that nobody can
+ * pick addresses that crowd one bucket (an unkeyed one let eight /64s
+ * computed offline leave a ninth untracked). */
 static size_t bucket_of(const struct limit_table *l, const uint8_t key[16])
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 32)) & (l->nbuckets - 1);
+	return (size_t)tls_hash16(l->hash, key) & (l->nbuckets - 1);
 }
 
 /* An entry that can give up its place: nothing open, no block running. */
@@ -133,7 +136,7 @@ static struct bucket *lock_bucket(struct limit_table *l, const struct limit_cfg 
 {
 	struct bucket *b;
 
-	make_key(sa, c->ipv6_prefix, key);
+	limit_key(sa, c->ipv6_prefix, key);
 	b = &l->b[bucket_of(l, key)];
 	pthread_mutex_lock(&b->lock);
 	return b;
@@ -215,10 +218,14 @@ int limit_login_blocked(struct limit_table *l, const struct limit_cfg *c,
 {
 	uint8_t key[16];
 	struct bucket *b = lock_bucket(l, c, sa, key);
-	struct entry *e = find(b, key, now, 0);
-	int blocked = e && e->blocked_until > now;
+	/* a login needs a place to count its failures in: without one it is
+	 * refused (fail closed), or it could be retried without limit */
+	struct entry *e = c->auth_fail_limit ? find(b, key, now, 1) : NULL;
+	int blocked = c->auth_fail_limit && (!e || e->blocked_until > now);
 
 	pthread_mutex_unlock(&b->lock);
+	if (c->auth_fail_limit && !e)
+		atomic_fetch_add(&l->untracked, 1);
 	return blocked;
 }
 
@@ -267,7 +274,7 @@ const char *limit_key_text(const struct sockaddr *sa, unsigned ipv6_prefix, char
 	uint8_t key[16];
 	char ip[INET6_ADDRSTRLEN];
 
-	make_key(sa, ipv6_prefix, key);
+	limit_key(sa, ipv6_prefix, key);
 	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)key)) {
 		inet_ntop(AF_INET, key + 12, ip, sizeof ip);
 		snprintf(buf, size, "%s", ip);

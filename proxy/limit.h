@@ -8,8 +8,12 @@
  * addresses. A new address takes a free place in its bucket, or the place
  * of the address there seen longest ago that has no connection open and
  * no block running; when every place is taken by such live entries the
- * address is not tracked (it is let in, and the call says so), so a flood
- * of addresses can neither grow memory nor evict an address under a block.
+ * address is not tracked: its connections are let in (the call says so)
+ * but its logins are refused (fail closed), so a flood of addresses can
+ * neither grow memory, nor evict an address under a block, nor slip past
+ * the failed-login limit. Buckets are chosen by a keyed hash (tls_hash.h,
+ * a key drawn when the table is made), so nobody can compute addresses
+ * that crowd one bucket.
  * Each bucket has its own lock, so workers rarely wait for each other.
  *
  * Addresses: IPv4 as is; IPv6 by their first ipv6_prefix bits (a /64 is
@@ -47,8 +51,8 @@ enum limit_verdict {
 	LIMIT_RATE,                      /* rate_per_ip exceeded */
 };
 
-/* A table for about `entries` addresses (rounded up); NULL when out of
- * memory. */
+/* A table for about `entries` addresses (rounded up), with a hash key of
+ * its own; NULL when out of memory or without random bytes. */
 struct limit_table *limit_new(size_t entries);
 void limit_free(struct limit_table *l);
 
@@ -62,7 +66,9 @@ enum limit_verdict limit_connect(struct limit_table *l, const struct limit_cfg *
 void limit_disconnect(struct limit_table *l, const struct limit_cfg *c, const struct sockaddr *sa,
                        int tracked);
 
-/* Whether logins from sa are refused at time now (a block is running). */
+/* Whether logins from sa are refused at time now: a block is running, or
+ * the address cannot be tracked (its bucket is full of live entries).
+ * Always 0 when c->auth_fail_limit is 0 (no failed-login limit). */
 int limit_login_blocked(struct limit_table *l, const struct limit_cfg *c,
                          const struct sockaddr *sa, uint64_t now);
 
@@ -77,6 +83,10 @@ unsigned limit_total(const struct limit_table *l);
 /* Addresses that could not be tracked because their bucket was full of
  * live entries (since creation). */
 uint64_t limit_untracked(const struct limit_table *l);
+
+/* The 16-byte key an address is counted under: IPv4 as ::ffff:a.b.c.d,
+ * IPv6 masked to its first prefix bits (1..128; 0 means 128). */
+void limit_key(const struct sockaddr *sa, unsigned prefix, uint8_t key[16]);
 
 /* "1.2.3.4" or "2001:db8:1:2::/64": the key an address is counted under. */
 const char *limit_key_text(const struct sockaddr *sa, unsigned ipv6_prefix, char *buf,

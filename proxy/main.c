@@ -265,7 +265,7 @@ static int startup(struct daemon *d)
 	if (bind_all(d, err, sizeof err) != 0)
 		goto fail;
 	if (c->pid_file) {
-		if (proc_write_pid(c->pid_file, err, sizeof err) != 0)
+		if (proc_write_pid(c->pid_file, c->user, err, sizeof err) != 0)
 			goto fail;
 		d->pid_file = strdup(c->pid_file);
 	}

@@ -16,9 +16,11 @@ struct mconn {
 	uv_timer_t timer;
 	uv_write_t wr;
 	struct metrics *m;
+	uint8_t peer[16];             /* the client's address, see peer_key() */
+	uint64_t seq;                 /* accept order: lower is older */
 	char req[REQUEST_MAX];
 	size_t len;
-	char *resp;
+	char *resp;                   /* set once answering: never evicted */
 	int handles;                  /* open libuv handles */
 	int closing;
 };
@@ -27,6 +29,7 @@ struct metrics {
 	uv_tcp_t listener;
 	const struct metrics_src *src;
 	struct mconn *conns[METRICS_CONNS];
+	uint64_t seq;                 /* connections accepted */
 	int stopping;
 	int health_only;              /* [health]: GET /healthz and nothing else */
 };
@@ -382,32 +385,101 @@ static void on_timeout(uv_timer_t *t)
 	conn_close(t->data);
 }
 
+/* The 16-byte key a connection is counted under: IPv4, or an IPv6 /64
+ * (one customer's network, as for the session limits). 0, or -1 when the
+ * peer is already gone. */
+static int peer_key(const uv_tcp_t *tcp, uint8_t key[16])
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+
+	memset(key, 0, 16);
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	limit_key((const struct sockaddr *)&ss, 64, key);
+	return 0;
+}
+
+/* How many open connections came from key. */
+static int from_addr(const struct metrics *m, const uint8_t key[16])
+{
+	int n = 0;
+
+	for (int i = 0; i < METRICS_CONNS; i++)
+		if (m->conns[i] && memcmp(m->conns[i]->peer, key, 16) == 0)
+			n++;
+	return n;
+}
+
+/* The connection open longest that still waits for its request head,
+ * from key (or from anywhere, key NULL); NULL when every one is
+ * answering. */
+static struct mconn *oldest_waiting(const struct metrics *m, const uint8_t *key)
+{
+	struct mconn *old = NULL;
+
+	for (int i = 0; i < METRICS_CONNS; i++) {
+		struct mconn *c = m->conns[i];
+		if (!c || c->resp || (key && memcmp(c->peer, key, 16) != 0))
+			continue;
+		if (!old || c->seq < old->seq)
+			old = c;
+	}
+	return old;
+}
+
+/* A free slot, or -1. */
+static int free_slot(const struct metrics *m)
+{
+	for (int i = 0; i < METRICS_CONNS; i++)
+		if (!m->conns[i])
+			return i;
+	return -1;
+}
+
+/* Before a connection from key takes a slot: at the address's cap the
+ * oldest one from there still waiting for its head is evicted, with
+ * every slot taken the oldest waiting one of all. The slot, or -1 when
+ * those to evict are all answering. */
+static int make_room(struct metrics *m, const uint8_t key[16])
+{
+	struct mconn *old;
+
+	if (from_addr(m, key) >= METRICS_PER_ADDR) {
+		old = oldest_waiting(m, key);
+		if (!old)
+			return -1;
+		conn_close(old);
+	}
+	if (free_slot(m) < 0 && (old = oldest_waiting(m, NULL)))
+		conn_close(old);
+	return free_slot(m);
+}
+
+/* A client connected: it gets a slot, evicting an idle one if need be,
+ * and METRICS_TIMEOUT_MS to send its request and take the answer. */
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct metrics *m = server->data;
 	struct mconn *c;
-	int slot = -1;
+	int slot;
 
 	if (status < 0 || m->stopping)
 		return;
-	for (int i = 0; i < METRICS_CONNS && slot < 0; i++)
-		if (!m->conns[i])
-			slot = i;
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return;
 	c->m = m;
 	uv_tcp_init(server->loop, &c->tcp);
-	c->tcp.data = c;
-	c->handles = 1;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || slot < 0) {
-		c->closing = 1;               /* full, or gone: just close */
-		uv_close((uv_handle_t *)&c->tcp, conn_closed);
+	uv_timer_init(server->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles = 2;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || peer_key(&c->tcp, c->peer) != 0 ||
+	    (slot = make_room(m, c->peer)) < 0) {
+		conn_close(c);                /* gone, or every place is answering */
 		return;
 	}
-	uv_timer_init(server->loop, &c->timer);
-	c->timer.data = c;
-	c->handles = 2;
+	c->seq = ++m->seq;
 	m->conns[slot] = c;
 	uv_timer_start(&c->timer, on_timeout, METRICS_TIMEOUT_MS, 0);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

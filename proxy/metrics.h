@@ -12,7 +12,16 @@
  * load balancers and Kubernetes probes that cannot reach loopback.
  *
  * and 404 to anything else. One request per connection (HTTP/1.0 style),
- * at most METRICS_CONNS at once, each closed after METRICS_TIMEOUT_MS.
+ * each closed METRICS_TIMEOUT_MS after it was accepted, answered or not.
+ * At most METRICS_CONNS are open at once and METRICS_PER_ADDR from one
+ * address (IPv4, or an IPv6 /64). A new connection is never refused for
+ * idle ones: at the address's cap the oldest connection from there that
+ * is still waiting for its request head is closed, when every place is
+ * taken the oldest waiting one of all; one already answering is not, and
+ * only when none is waiting is the new one closed. So idle connections
+ * cannot keep a probe out: it has only to send its request before
+ * METRICS_PER_ADDR newer ones from its address, or METRICS_CONNS from
+ * anywhere, arrive.
  *
  * It reads what the daemon owns through struct metrics_src: the workers'
  * counters (relaxed atomic loads), the current generation (for listener
@@ -28,8 +37,9 @@
 #include "limit.h"
 #include "worker.h"
 
-#define METRICS_CONNS 16
-#define METRICS_TIMEOUT_MS 10000
+#define METRICS_CONNS 64
+#define METRICS_PER_ADDR 8
+#define METRICS_TIMEOUT_MS 2000
 
 /* What the endpoint reports on; the daemon keeps it current. */
 struct metrics_src {

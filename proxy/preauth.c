@@ -277,36 +277,77 @@ void preauth_tls_started(struct sess *s)
 	sess_enter(s, SESS_PREAUTH);
 }
 
-/* Logs one login attempt; never the password. */
-static void log_login(struct sess *s, const char *result, const char *why)
+/* Logs one login attempt; never the password. suppressed: for a line
+ * that is rate-limited, how many like it were not logged since (or -1). */
+static void log_login(struct sess *s, const char *result, const char *why, long suppressed)
 {
 	const struct dlg_cred *c = dlg_cred(s->pa);
-	char p[64], u[160], r[200], cc[300];
+	char p[64], u[160], r[200], cc[300], sup[32] = "";
 	const char *subject = s->tls_up ? tls_peer_subject(s->tls) : "";
 
+	if (suppressed >= 0)
+		snprintf(sup, sizeof sup, " suppressed=%ld", suppressed);
 	log_msg(LOG_LVL_INFO, "event=login listener=%s client=%s user=%s mech=%s result=%s "
-	        "backend=%s%s%s%s%s",
+	        "backend=%s%s%s%s%s%s",
 	        s->l->name, sess_peer(s, p, sizeof p), log_quote(u, sizeof u, c->user),
 	        c->mech ? c->mech : "-", result, backend_name(s), why ? " reason=" : "",
 	        why ? log_quote(r, sizeof r, why) : "", *subject ? " client_cert=" : "",
-	        *subject ? log_quote(cc, sizeof cc, subject) : "");
+	        *subject ? log_quote(cc, sizeof cc, subject) : "", sup);
 }
 
 static void answer(struct sess *s);
 
+/* The delay before a refused login is answered: auth_failure_delay, one
+ * more of it for each failure already on this connection. */
+static uint64_t failure_delay(const struct sess *s)
+{
+	uint64_t d = (uint64_t)s->l->auth_failure_delay_ms * (dlg_failures(s->pa) + 1);
+
+	return d > 60000 ? 60000 : d;
+}
+
+/* The login's answer goes to the client after delay ms, from the timer:
+ * never from beneath the read that brought the command, whose remaining
+ * records the session has not taken in yet. Reading waits until then. */
+static void answer_after(struct sess *s, uint64_t delay)
+{
+	uv_read_stop((uv_stream_t *)&s->client);
+	s->client_paused = 1;
+	sess_enter(s, SESS_AUTH_DELAY);
+	sess_arm(s, delay);
+}
+
+/* moat refuses the login itself (result REFUSED or FORBIDDEN): delayed
+ * and counted like a failed one, its log line rate-limited, since a
+ * client can repeat it as fast as it likes. */
+static void refuse_login(struct sess *s, enum dlg_login result, const char *why)
+{
+	unsigned suppressed;
+
+	if (sess_log_gate(s, STLIM_AUTH, &suppressed))
+		log_login(s, "refused", why, (long)suppressed);
+	stat_add(&sess_stats(s)->logins[STL_REFUSED], 1);
+	if (result == DLG_LOGIN_REFUSED)
+		stat_add(&sess_stats(s)->refused[STLIM_AUTH], 1);
+	s->pa->result = result;
+	s->pa->text[0] = '\0';
+	answer_after(s, failure_delay(s));
+}
+
 /* Starts the backend login with the credentials the dialogue collected,
- * unless logins from the client's address are blocked for now. */
+ * unless moat refuses it: a session with no client address (a PROXY
+ * header without one) may not log in, nor one from an address whose
+ * logins are blocked or that the limit table cannot track. */
 static void start_login(struct sess *s)
 {
+	if (s->addrless) {
+		refuse_login(s, DLG_LOGIN_FORBIDDEN, "no client address (PROXY LOCAL or UNKNOWN)");
+		return;
+	}
 	if (!s->exempt && limit_login_blocked(s->w->limits, &s->gen->limits,
 	                                      (const struct sockaddr *)&s->peer,
 	                                      uv_now(&s->w->loop))) {
-		log_login(s, "refused", "too many failed logins from this address");
-		stat_add(&sess_stats(s)->logins[STL_REFUSED], 1);
-		sess_refused(s, STLIM_AUTH);
-		s->pa->result = DLG_LOGIN_REFUSED;
-		s->pa->text[0] = '\0';
-		answer(s);
+		refuse_login(s, DLG_LOGIN_REFUSED, "too many failed logins from this address");
 		return;
 	}
 	s->tried = 0;
@@ -442,7 +483,7 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 {
 	struct preauth *pa = s->pa;
 
-	log_login(s, "ok", NULL);
+	log_login(s, "ok", NULL, -1);
 	stat_add(&sess_stats(s)->logins[STL_OK], 1);
 	free(s->user);
 	s->user = strdup(dlg_cred(pa)->user);
@@ -472,9 +513,8 @@ static void login_ok(struct sess *s, const uint8_t *rest, size_t rest_len)
 static void login_no(struct sess *s)
 {
 	struct preauth *pa = s->pa;
-	uint64_t delay = (uint64_t)s->l->auth_failure_delay_ms * (dlg_failures(pa) + 1);
 
-	log_login(s, "failed", pa->text);
+	log_login(s, "failed", pa->text, -1);
 	stat_add(&sess_stats(s)->logins[STL_FAILED], 1);
 	if (!s->exempt && limit_login_failed(s->w->limits, &s->gen->limits,
 	                                     (const struct sockaddr *)&s->peer,
@@ -489,12 +529,7 @@ static void login_no(struct sess *s)
 	}
 	pa->result = DLG_LOGIN_FAILED;
 	backend_close(s);
-	sess_enter(s, SESS_AUTH_DELAY);
-	if (delay == 0) {
-		answer(s);
-		return;
-	}
-	sess_arm(s, delay > 60000 ? 60000 : delay);
+	answer_after(s, failure_delay(s));
 }
 
 void preauth_backend_failed(struct sess *s, int err, const char *why)
@@ -504,7 +539,7 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 
 	log_msg(LOG_LVL_WARN, "event=backend_error listener=%s backend=%s error=%s",
 	        s->l->name, backend_name(s), log_quote(r, sizeof r, why ? why : uv_strerror(err)));
-	log_login(s, "unavailable", why ? why : uv_strerror(err));
+	log_login(s, "unavailable", why ? why : uv_strerror(err), -1);
 	stat_add(&sess_stats(s)->logins[STL_UNAVAILABLE], 1);
 	stat_add(&sess_stats(s)->backend_errors, 1);
 	pa->result = DLG_LOGIN_UNAVAILABLE;
@@ -513,7 +548,7 @@ void preauth_backend_failed(struct sess *s, int err, const char *why)
 		backend_close(s);
 	bl_end(pa);
 	pa->text[0] = '\0';
-	answer(s);
+	answer_after(s, 0);
 }
 
 void preauth_connected(struct sess *s)

@@ -16,9 +16,10 @@ int proc_check_root(const struct cfg *c, char *err, size_t errlen)
 {
 	if (geteuid() != 0 || c->user || c->allow_root)
 		return 0;
-	snprintf(err, errlen, "%s: moat runs as root; set user = (an unprivileged account such "
-	         "as moat or nobody) in [moat] to drop root after binding the ports, or "
-	         "allow_root = yes to stay root", c->path);
+	snprintf(err, errlen, "%s: moat runs as root; set user = moat in [moat] (a dedicated "
+	         "account that owns no other files and runs no other processes, e.g. "
+	         "useradd --system --no-create-home --shell /usr/sbin/nologin moat) to drop "
+	         "root after binding the ports, or allow_root = yes to stay root", c->path);
 	return -1;
 }
 
@@ -41,26 +42,6 @@ int proc_fd_limit(unsigned long need, unsigned long *have, char *err, size_t err
 		snprintf(err, errlen, "the file descriptor limit is %lu but max_connections needs "
 		         "about %lu; raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower "
 		         "max_connections", *have, need);
-		return -1;
-	}
-	return 0;
-}
-
-int proc_write_pid(const char *path, char *err, size_t errlen)
-{
-	char tmp[4096], text[32];
-	int fd, n;
-
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		snprintf(err, errlen, "pid_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-	if (write(fd, text, (size_t)n) != n || close(fd) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "pid_file %s: %s", path, strerror(errno));
-		unlink(tmp);
 		return -1;
 	}
 	return 0;
@@ -106,6 +87,76 @@ static int find_group(const char *name, gid_t *gid, char *err, size_t errlen)
 		return -1;
 	}
 	*gid = gr.gr_gid;
+	return 0;
+}
+
+/* Before the pid file is written as root: its directory must not let
+ * anyone else swap names in it (writable by group or others without the
+ * sticky bit, or owned by someone other than root, moat or user). */
+static int check_pid_dir(const char *path, const char *user, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	uid_t uid = 0;
+	gid_t gid;
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (user && find_user(user, &uid, &gid, err, errlen) < 0)
+		return -1;
+	if (stat(dir, &st) != 0) {
+		snprintf(err, errlen, "pid_file %s: directory %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen, "pid_file %s: directory %s is writable by group or others "
+		         "(mode %04o) without the sticky bit; chmod go-w it", path, dir,
+		         (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid() && (!user || st.st_uid != uid)) {
+		snprintf(err, errlen, "pid_file %s: directory %s is owned by uid %ld, which is "
+		         "neither root, moat's uid (%ld) nor %s%s; chown it", path, dir,
+		         (long)st.st_uid, (long)geteuid(), user ? "user = " : "its user (none set)",
+		         user ? user : "");
+		return -1;
+	}
+	return 0;
+}
+
+int proc_write_pid(const char *path, const char *user, char *err, size_t errlen)
+{
+	char tmp[4096], text[32];
+	int fd, n;
+
+	if (check_pid_dir(path, user, err, errlen) < 0)
+		return -1;
+	/* A fresh name (O_EXCL: never through a link), then rename, which
+	 * replaces whatever is at path, a link included, without following it. */
+	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
+		snprintf(err, errlen, "pid_file %s: name too long", path);
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "pid_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+	if (fchmod(fd, 0644) != 0 || write(fd, text, (size_t)n) != n) {
+		snprintf(err, errlen, "pid_file %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "pid_file %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
 	return 0;
 }
 

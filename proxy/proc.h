@@ -23,8 +23,11 @@ int proc_check_root(const struct cfg *c, char *err, size_t errlen)
  * warning in err when have < need. */
 int proc_fd_limit(unsigned long need, unsigned long *have, char *err, size_t errlen);
 
-/* Writes the process id to path (created 0644, replaced atomically). */
-int proc_write_pid(const char *path, char *err, size_t errlen)
+/* Writes the process id to path (created 0644 under a fresh name, then
+ * renamed over path: a link there is replaced, never followed). Refuses
+ * a directory writable by group or others without the sticky bit, or
+ * owned by someone other than root, moat's euid or user (may be NULL). */
+int proc_write_pid(const char *path, const char *user, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* As root: chroot if asked, then the group (the user's own unless group

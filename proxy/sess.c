@@ -65,13 +65,24 @@ const char *sess_peer(const struct sess *s, char *buf, size_t size)
 	return buf;
 }
 
+/* What is left of the pre-auth deadline: preauth_timeout from the
+ * greeting to a successful login, across STARTTLS and failed logins. */
+static uint64_t preauth_left(struct sess *s)
+{
+	uint64_t now = uv_now(&s->w->loop);
+
+	if (!s->preauth_due)
+		s->preauth_due = now + s->l->preauth_timeout_ms;
+	return s->preauth_due > now ? s->preauth_due - now : 0;
+}
+
 /* The timeout that applies in a state. */
-static uint64_t state_timeout(const struct sess *s, enum sess_state st)
+static uint64_t state_timeout(struct sess *s, enum sess_state st)
 {
 	switch (st) {
 	case SESS_ACCEPTED:
 	case SESS_HANDSHAKE: return s->l->handshake_timeout_ms;
-	case SESS_PREAUTH:   return s->l->preauth_timeout_ms;
+	case SESS_PREAUTH:   return preauth_left(s);
 	case SESS_LOGIN:
 	case SESS_CONNECT:   return s->l->connect_timeout_ms;
 	case SESS_AUTH_DELAY: return s->l->auth_failure_delay_ms;
@@ -219,24 +230,34 @@ void sess_count_out(struct sess *s, uint64_t n)
 	stat_add(&sess_stats(s)->bytes_out, n);
 }
 
+int sess_log_gate(struct sess *s, enum stat_limit why, unsigned *suppressed)
+{
+	struct worker *w = s->w;
+	uint64_t now = uv_now(&w->loop);
+
+	if (now < w->log_next[why]) {
+		w->log_suppressed[why]++;
+		return 0;
+	}
+	*suppressed = w->log_suppressed[why];
+	w->log_suppressed[why] = 0;
+	w->log_next[why] = now + 1000;
+	return 1;
+}
+
 /* Logs a refusal, at most one line a second for each limit and worker,
  * with how many were not logged since. */
 static void log_refusal(struct sess *s, enum stat_limit why)
 {
-	struct worker *w = s->w;
-	uint64_t now = uv_now(&w->loop);
 	char p[64], key[64];
+	unsigned suppressed;
 
-	if (now < w->log_next[why]) {
-		w->log_suppressed[why]++;
+	if (!sess_log_gate(s, why, &suppressed))
 		return;
-	}
 	log_msg(LOG_LVL_WARN, "event=limit_refused listener=%s client=%s address=%s limit=%s "
 	        "suppressed=%u", s->l->name, sess_peer(s, p, sizeof p),
 	        limit_key_text((const struct sockaddr *)&s->peer, s->gen->limits.ipv6_prefix, key,
-	                       sizeof key), limit_names[why], w->log_suppressed[why]);
-	w->log_suppressed[why] = 0;
-	w->log_next[why] = now + 1000;
+	                       sizeof key), limit_names[why], suppressed);
 }
 
 void sess_refused(struct sess *s, enum stat_limit why)
@@ -651,8 +672,8 @@ static int check_limits(struct sess *s)
 	enum stat_limit why;
 	int tracked = 0;
 
-	s->exempt = cfg_net_contains(&s->gen->cfg->limits_exempt,
-	                             (const struct sockaddr *)&s->peer) != 0;
+	s->exempt = !s->addrless && cfg_net_contains(&s->gen->cfg->limits_exempt,
+	                                             (const struct sockaddr *)&s->peer) != 0;
 	v = limit_connect(s->w->limits, &s->gen->limits, (const struct sockaddr *)&s->peer,
 	                  s->start_ms, s->exempt, &tracked);
 	if (v == LIMIT_OK) {
@@ -749,6 +770,8 @@ static void proxy_input(struct sess *s, const uint8_t *p, size_t n)
 	if (r.has_addr) {
 		take_addr(&s->peer, &r.src);
 		take_addr(&s->local, &r.dst);
+	} else {
+		s->addrless = 1;          /* the balancer's own check: not exempt */
 	}
 	s->stash_len -= r.len;
 	memmove(s->stash, s->stash + r.len, s->stash_len);

@@ -21,7 +21,7 @@ enum sess_state {
 	SESS_HANDSHAKE,               /* TLS handshake (implicit or STARTTLS) */
 	SESS_PREAUTH,                 /* moat's own dialogue before login */
 	SESS_LOGIN,                   /* connecting and logging in to the backend */
-	SESS_AUTH_DELAY,              /* a failed login's answer is held back */
+	SESS_AUTH_DELAY,              /* a login's answer waits for the timer (a failure's is held back) */
 	SESS_CONNECT,                 /* transparent: connecting to the backend */
 	SESS_RELAY,                   /* piping bytes both ways */
 	SESS_CLOSING,                 /* flushing the last bytes, then close */
@@ -50,6 +50,7 @@ struct sess {
 	uint8_t *stash;               /* client ciphertext not consumed yet */
 	size_t stash_len;
 	uint64_t start_ms, active_ms; /* loop time at accept, at last byte */
+	uint64_t preauth_due;         /* loop time the pre-auth deadline ends (0: not greeted yet) */
 	uint64_t bytes_in, bytes_out; /* plaintext from / to the client */
 	const char *reason;           /* why the session ends */
 	struct sockaddr_in6 peer;     /* or sockaddr_in, by family: the client */
@@ -74,6 +75,7 @@ struct sess {
 	unsigned counted : 1;         /* limit_connect() counted it */
 	unsigned tracked : 1;         /* ... under its address */
 	unsigned exempt : 1;          /* its address is in limits_exempt */
+	unsigned addrless : 1;        /* a PROXY header without a client address: may not log in */
 	unsigned bk_up : 1;           /* the backend connection is established */
 	unsigned bk_counted : 1;      /* counted in its backend's conns */
 	unsigned btls_up : 1;         /* the backend's TLS handshake is done */
@@ -103,6 +105,9 @@ void sess_count_out(struct sess *s, uint64_t n);  /* plaintext to the client */
  * gives its record buffers back until the next one needs them. */
 void sess_rest(struct sess *s);
 void sess_refused(struct sess *s, enum stat_limit why);
+/* Whether a rate-limited log line about why may be written now (one a
+ * second per worker); if so, *suppressed is how many were not since. */
+int sess_log_gate(struct sess *s, enum stat_limit why, unsigned *suppressed);
 
 /* preauth.c */
 int preauth_begin(struct sess *s);

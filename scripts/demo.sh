@@ -14,6 +14,22 @@ pop3s=${POP3S_PORT:-10995}
 bimap=${BACKEND_IMAP_PORT:-10143}
 bpop3=${BACKEND_POP3_PORT:-10110}
 
+# As root, moat becomes the system account moat once its ports are bound
+# and keys read, created here when missing (userdel moat removes it):
+# never nobody, whose other processes could bind the same ports with
+# SO_REUSEPORT and take connections, or read the key.
+as_user=
+if [ "$(id -u)" = 0 ]; then
+	if ! id -u moat >/dev/null 2>&1; then
+		echo "demo: creating the system user moat for moat to run as"
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "moat TLS proxy" moat
+	fi
+	as_user="[moat]
+user = moat
+"
+fi
+
 mkdir -p "$run"
 scripts/certs.sh "$run/certs" >/dev/null
 
@@ -39,12 +55,6 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$bimap") 2>/dev/null; do
 	fi
 	sleep 0.1
 done 2>/dev/null
-
-# As root, moat becomes nobody once its ports are bound and keys read.
-as_user=
-[ "$(id -u)" = 0 ] && as_user="[moat]
-user = nobody
-"
 
 cat > "$run/moat.ini" <<INI
 ; written by scripts/demo.sh

@@ -8,6 +8,13 @@
 # target crashed, leaked, timed out or ran out of memory; the input that
 # did it is in DIR/artifacts/.
 #
+# FUZZ_RUNS=N stops each target after N executions instead (FUZZ_TIME
+# still bounds it). FUZZ_KEEP=1 (make fuzz-long) merges what a run found
+# back into test/fuzz/corpus/TARGET, keeping only inputs that add
+# coverage (libFuzzer's -merge=1), and copies an input that crashed there
+# too as crash-NAME, so that it stays a regression input for every later
+# run once fixed.
+#
 #   scripts/fuzz.sh DIR TARGET...
 set -u
 
@@ -25,9 +32,19 @@ for t in "$@"; do
 	if [ -d "test/fuzz/corpus/$t" ]; then
 		cp test/fuzz/corpus/"$t"/* "$corpus"/ || exit 2
 	fi
-	"$dir/$t" -max_total_time="$time" -print_final_stats=1 -rss_limit_mb=2048 \
-	    -timeout=10 -artifact_prefix="$dir/artifacts/$t-" "$corpus" >"$log" 2>&1
+	"$dir/$t" -max_total_time="$time" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+	    -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix="$dir/artifacts/$t-" "$corpus" >"$log" 2>&1
 	rc=$?
+	if [ "${FUZZ_KEEP:-0}" = 1 ]; then
+		keep=test/fuzz/corpus/$t
+		mkdir -p "$keep"
+		"$dir/$t" -merge=1 -rss_limit_mb=2048 -timeout=10 "$keep" "$corpus" \
+		    >"$dir/$t.merge.log" 2>&1 || echo "$t: merge failed (see $dir/$t.merge.log)" >&2
+		for a in "$dir/artifacts/$t-"*; do
+			[ -f "$a" ] && cp "$a" "$keep/crash-${a##*/}"
+		done
+	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	# the last status line: "#N  DONE  cov: C ft: F corp: U/SIZE ..."

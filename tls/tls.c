@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_time.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
@@ -52,6 +54,11 @@ struct tls_tickets {
 	size_t n;
 	atomic_int refs;
 	uint32_t lifetime;
+	/* Keys from a file (tls_tickets_from_keys), NULL for random ones: n
+	 * of TLS_TICKET_KEY_BYTES, kept to install them again; wiped. */
+	uint8_t *keys;
+	pthread_mutex_t lock;         /* with keys: held around all use of ctx */
+	mbedtls_time_t installed;     /* with keys: when they last went in */
 };
 
 struct tls_server {
@@ -448,25 +455,61 @@ tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen)
 	return tickets_alloc(1, lifetime_s, err, errlen);
 }
 
+/* Makes each of the file's keys the active key of its context, its
+ * lifetime counted from now (mbedtls_ssl_ticket_rotate: the copy it
+ * replaces, the same key installed one round earlier, goes). */
+static int tickets_install(tls_tickets *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const uint8_t *k = t->keys + i * TLS_TICKET_KEY_BYTES;
+		int rc = mbedtls_ssl_ticket_rotate(&t->ctx[i], k, 4, k + 4,
+		                                   TLS_TICKET_KEY_BYTES - 4, t->lifetime);
+		if (rc != 0)
+			return rc;
+	}
+	t->installed = mbedtls_time(NULL);
+	return 0;
+}
+
+/* Before each ticket written or read with the file's keys (t->lock
+ * held): mbedTLS replaces a key it has held for a lifetime by a random one
+ * (ssl_ticket_update_keys, also on a clock that went back), which would
+ * end resumption across the instances sharing the file; so they go in
+ * again once half of that has passed. A ticket's own age is still checked
+ * against the lifetime. */
+static int tickets_refresh(tls_tickets *t)
+{
+	mbedtls_time_t now = mbedtls_time(NULL);
+
+	if (now >= t->installed && (uint64_t)(now - t->installed) < t->lifetime / 2)
+		return 0;
+	return tickets_install(t);
+}
+
 tls_tickets *tls_tickets_from_keys(const uint8_t *keys, size_t n, uint32_t lifetime_s,
                                    char *err, size_t errlen)
 {
 	tls_tickets *t;
+	int rc;
 
 	if (n == 0 || n > TLS_TICKET_KEYS_MAX) {
 		snprintf(err, errlen, "1 to %d ticket keys", TLS_TICKET_KEYS_MAX);
 		return NULL;
 	}
 	t = tickets_alloc(n, lifetime_s, err, errlen);
-	for (size_t i = 0; t && i < n; i++) {
-		const uint8_t *k = keys + i * TLS_TICKET_KEY_BYTES;
-		int rc = mbedtls_ssl_ticket_rotate(&t->ctx[i], k, 4, k + 4,
-		                                   TLS_TICKET_KEY_BYTES - 4, lifetime_s);
-		if (rc != 0) {
-			fail(err, errlen, "session ticket key", rc);
-			tls_tickets_unref(t);
-			return NULL;
-		}
+	if (!t)
+		return NULL;
+	if (!(t->keys = malloc(n * TLS_TICKET_KEY_BYTES))) {
+		snprintf(err, errlen, "out of memory");
+		tls_tickets_unref(t);
+		return NULL;
+	}
+	memcpy(t->keys, keys, n * TLS_TICKET_KEY_BYTES);
+	pthread_mutex_init(&t->lock, NULL);
+	if ((rc = tickets_install(t)) != 0) {
+		fail(err, errlen, "session ticket key", rc);
+		tls_tickets_unref(t);
+		return NULL;
 	}
 	return t;
 }
@@ -484,6 +527,11 @@ void tls_tickets_unref(tls_tickets *t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		mbedtls_ssl_ticket_free(&t->ctx[i]); /* destroys and wipes the keys */
+	if (t->keys) {
+		mbedtls_platform_zeroize(t->keys, t->n * TLS_TICKET_KEY_BYTES);
+		free(t->keys);
+		pthread_mutex_destroy(&t->lock);
+	}
 	free(t);
 }
 
@@ -492,15 +540,14 @@ uint32_t tls_tickets_lifetime(const tls_tickets *t)
 	return t->lifetime;
 }
 
-/* mbedTLS found a ticket in a ClientHello: decrypt it with the listener's
- * keys; when that works the handshake resumes, so note it. */
-static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+/* Decrypts a ticket with any of the keys, the newest first; parse
+ * decrypts in place, so a try that is not the last works on a copy
+ * (tickets are small). */
+static int tickets_parse(tls_tickets *t, mbedtls_ssl_session *session, unsigned char *buf,
+                         size_t len)
 {
-	tls_tickets *t = p;
 	int rc = MBEDTLS_ERR_SSL_INVALID_MAC;
 
-	/* the newest key first; parse decrypts in place, so a try that is not
-	 * the last works on a copy (tickets are small) */
 	for (size_t i = 0; i + 1 < t->n && rc != 0; i++) {
 		unsigned char copy[1024];
 		if (len > sizeof copy)
@@ -511,17 +558,47 @@ static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *bu
 	}
 	if (rc != 0)
 		rc = mbedtls_ssl_ticket_parse(&t->ctx[t->n - 1], session, buf, len);
+	return rc;
+}
+
+/* mbedTLS found a ticket in a ClientHello: decrypt it with the listener's
+ * keys; when that works the handshake resumes, so note it. */
+static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+	tls_tickets *t = p;
+	int rc;
+
+	if (!t->keys) {
+		rc = tickets_parse(t, session, buf, len);
+	} else {
+		pthread_mutex_lock(&t->lock);
+		if ((rc = tickets_refresh(t)) == 0)
+			rc = tickets_parse(t, session, buf, len);
+		pthread_mutex_unlock(&t->lock);
+	}
 	if (rc == 0 && current_conn)
 		current_conn->resumed = 1;
 	return rc;
 }
 
+/* mbedTLS sends a new ticket: encrypt the session with the newest key. */
 static int ticket_write(void *p, const mbedtls_ssl_session *session, unsigned char *start,
                         const unsigned char *end, size_t *tlen, uint32_t *lifetime)
 {
 	tls_tickets *t = p;
+	int rc;
 
-	return mbedtls_ssl_ticket_write(&t->ctx[0], session, start, end, tlen, lifetime);
+	if (!t->keys)
+		return mbedtls_ssl_ticket_write(&t->ctx[0], session, start, end, tlen, lifetime);
+	pthread_mutex_lock(&t->lock);
+	if ((rc = tickets_refresh(t)) == 0)
+		rc = mbedtls_ssl_ticket_write(&t->ctx[0], session, start, end, tlen, lifetime);
+	/* the clock jumped between the two checks and mbedTLS made a key of
+	 * its own after all (a ticket starts with its key's name): again */
+	if (rc == 0 && memcmp(start, t->keys, 4) != 0 && (rc = tickets_install(t)) == 0)
+		rc = mbedtls_ssl_ticket_write(&t->ctx[0], session, start, end, tlen, lifetime);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
 }
 
 /* ---- servers ---- */

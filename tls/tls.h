@@ -7,8 +7,9 @@
  *  - a tls_cert is one certificate chain with its private key, plus what
  *    moat reads from the leaf (names for SNI, key type, expiry);
  *  - a tls_tickets holds the session ticket keys of one listener: made
- *    once, rotated by mbedTLS every ticket lifetime, shared by every
- *    worker and kept across reloads; reference-counted;
+ *    once, rotated by mbedTLS every ticket lifetime (random keys) or
+ *    kept as given (a shared file's), shared by every worker and kept
+ *    across reloads; reference-counted;
  *  - a tls_server is one listener's TLS configuration: the policy (versions,
  *    suites, groups, preference), its certificates (it borrows them: they
  *    must outlive it), ALPN, client certificates, its tickets (it holds a
@@ -92,8 +93,10 @@ int tls_name_matches(const char *name, const char *host);
 tls_tickets *tls_tickets_new(uint32_t lifetime_s, char *err, size_t errlen);
 /* Keys several moat instances share ([tls] ticket_key_file): n keys of
  * TLS_TICKET_KEY_BYTES each (4-byte name, 32-byte AES-256-GCM key),
- * newest first. The newest encrypts new tickets; every one decrypts. The
- * caller wipes its copy. */
+ * newest first. The newest encrypts new tickets; every one decrypts. They
+ * stay for as long as the tls_tickets lives (never replaced by random
+ * ones); a ticket is still accepted for lifetime_s after it was issued.
+ * The caller wipes its copy; the tls_tickets keeps one, wiped when freed. */
 #define TLS_TICKET_KEYS_MAX 4
 #define TLS_TICKET_KEY_BYTES 36
 tls_tickets *tls_tickets_from_keys(const uint8_t *keys, size_t n, uint32_t lifetime_s,

@@ -53,6 +53,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -191,6 +192,32 @@ def new_dir(name):
     d = tempfile.mkdtemp(prefix=name + "-", dir=run_dir())
     os.chmod(d, 0o755)
     return d
+
+
+# ---------------------------------------------------------------- PROXY headers
+
+PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+# A header without a client address: a balancer's own health check.
+PROXY_V2_LOCAL = PROXY_V2_SIG + b"\x20\x00\x00\x00"
+PROXY_V1_UNKNOWN = b"PROXY UNKNOWN\r\n"
+
+
+def proxy_v2(src, sport, dst, dport):
+    """A PROXY protocol v2 header, command PROXY, TCP over IPv4 or IPv6
+    (by the addresses' form)."""
+    if ":" in src:
+        addrs = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst))
+        fam = 0x21
+    else:
+        addrs = socket.inet_aton(src) + socket.inet_aton(dst)
+        fam = 0x11
+    body = addrs + struct.pack("!HH", sport, dport)
+    return PROXY_V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
+
+
+def proxy_v1(src, sport, dst, dport):
+    fam = "TCP6" if ":" in src else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
 
 
 # ---------------------------------------------------------------- ports

@@ -300,25 +300,7 @@ def wait_backend_up(tc, moat, name, dc, start, timeout=10):
 
 # ------------------------------------------------------------------ PROXY headers
 
-V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def proxy_v2(src, sport, dst, dport):
-    """A PROXY protocol v2 header, command PROXY, TCP over IPv4 or IPv6
-    (by the addresses' form)."""
-    if ":" in src:
-        addrs = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst))
-        fam = 0x21
-    else:
-        addrs = socket.inet_aton(src) + socket.inet_aton(dst)
-        fam = 0x11
-    body = addrs + struct.pack("!HH", sport, dport)
-    return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
-
-
-def proxy_v1(src, sport, dst, dport):
-    fam = "TCP6" if ":" in src else "TCP4"
-    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
+proxy_v1, proxy_v2 = harness.proxy_v1, harness.proxy_v2
 
 
 # ------------------------------------------------------------------ clients

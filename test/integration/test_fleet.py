@@ -15,8 +15,11 @@ Clients connect from 127.0.0.2, so "the client's address" differs from
 HAProxy's and moat's (127.0.0.1) everywhere.
 """
 
+import calendar
+import glob
 import os
 import re
+import selectors
 import signal
 import socket
 import ssl
@@ -58,15 +61,15 @@ def make_keys(d, rotate=0):
     return path
 
 
-def start_moat(name, keyfile, drain_delay="0"):
+def start_moat(name, keyfile, drain_delay="0", wrapper=None, tls=""):
     health = harness.free_port()
     opts = {"drain_delay": drain_delay, "shutdown_grace": "5s"}
     extra = ("[health]\naddress = 127.0.0.1:%d\n\n[backend d]\nimap = 127.0.0.1:%d\n"
              "forward = native\ncheck_interval = 1s\n" % (health, DOVECOT.imap_port))
     m = harness.Moat([harness.Listener("imaps", "imap", "d",
                                        options={"proxy_protocol": "yes"})],
-                     name=name, options=opts,
-                     extra_tls="ticket_key_file = %s" % keyfile if keyfile else "",
+                     name=name, options=opts, wrapper=wrapper,
+                     extra_tls=("ticket_key_file = %s\n" % keyfile if keyfile else "") + tls,
                      extra=extra)
     m.health_port = health
     return m.start()
@@ -175,6 +178,66 @@ def healthz(m):
         return e.code, e.read().decode()
 
 
+def http_get(port, path, timeout=10):
+    """GET path on 127.0.0.1:port over a raw socket: (status, body), or
+    (None, what went wrong) when no answer came."""
+    try:
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=harness.scaled(timeout)) as s:
+            s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as e:
+        return None, "%s: %s" % (type(e).__name__, e)
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        return None, "no response: %r" % data[:200]
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def open_idle(port, n):
+    """n connections to 127.0.0.1:port that never finish a request head:
+    half send nothing, half a request line without the blank line."""
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=harness.scaled(10))
+        socks.append(s)
+        if i % 2:
+            try:
+                s.sendall(b"GET /healthz HTTP/1.0\r\n")
+            except OSError:
+                pass                         # already closed: counted later
+    return socks
+
+
+def wait_all_closed(socks, timeout):
+    """Waits until the peer has closed every socket (EOF or reset); returns
+    how many are still open at the deadline."""
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    open_ = len(socks)
+    deadline = time.monotonic() + harness.scaled(timeout)
+    while open_ and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.2):
+            try:
+                if key.fileobj.recv(4096):
+                    continue                 # bytes, not a close: keep waiting
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            sel.unregister(key.fileobj)
+            open_ -= 1
+    sel.close()
+    return open_
+
+
 class TestFleet(unittest.TestCase):
 
     def setUp(self):
@@ -268,6 +331,61 @@ class TestFleet(unittest.TestCase):
         self.assertRegex(self.b.log(), r"event=login [^\n]*result=ok")
 
 
+def faketime_lib():
+    """libfaketime for threaded programs (Debian: faketime), or None."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
+@unittest.skipUnless(faketime_lib(), "libfaketime (Debian: faketime) is not installed")
+@unittest.skipIf(harness.moat_sanitized(), "libfaketime hangs an ASan moat at start (its "
+                 "dlsym() calls malloc() inside ASan's allocator)")
+class TestKeysOutliveLifetime(unittest.TestCase):
+    """ticket_key_file's keys stay in force past ticket_lifetime (1m, the
+    least): A and B run on a wall clock that libfaketime moves on while
+    they run (their monotonic clocks stay real: libuv's timers, mbedTLS's
+    ticket ages), and a ticket from one still resumes on the other.
+    mbedTLS alone replaces a key it has held for a lifetime by a random
+    one, and the two would stop resuming each other's tickets."""
+
+    def setUp(self):
+        d = harness.new_dir("fleet-clock")
+        self.clock = os.path.join(d, "faketime.rc")
+        self.set_clock(0)
+        wrapper = ["env", "LD_PRELOAD=" + faketime_lib(),
+                   "FAKETIME_TIMESTAMP_FILE=" + self.clock, "FAKETIME_NO_CACHE=1",
+                   "FAKETIME_DONT_FAKE_MONOTONIC=1"] + harness.moat_wrapper()
+        keys = make_keys(d)
+        self.a = start_moat("moat-clock-a", keys, wrapper=wrapper, tls="ticket_lifetime = 1m")
+        self.addCleanup(self.a.stop)
+        self.b = start_moat("moat-clock-b", keys, wrapper=wrapper, tls="ticket_lifetime = 1m")
+        self.addCleanup(self.b.stop)
+        self.lb = HAProxy(self.a, self.b)
+        self.addCleanup(self.lb.stop)
+
+    def set_clock(self, ahead):
+        """Sets moat's wall clock `ahead` seconds past the real one (read
+        at every call: FAKETIME_NO_CACHE)."""
+        tmp = self.clock + ".new"
+        with open(tmp, "w") as f:
+            f.write("+%d\n" % ahead)
+        os.rename(tmp, self.clock)
+
+    def test_ticket_past_lifetime(self):
+        for ahead in (90, 150):                # past one lifetime, then two
+            self.set_clock(ahead)
+            for version in ("tls1_3", "tls1_2"):
+                with self.subTest(ahead=ahead, version=version):
+                    self.assertEqual(resumes(self, self.lb.ports["a"], self.lb.ports["b"],
+                                             version), "Reused")
+                    self.assertEqual(resumes(self, self.lb.ports["b"], self.lb.ports["a"],
+                                             version), "Reused")
+        # moat's clock did move on: its last lines are stamped that far ahead
+        stamp = re.findall(r"(?m)^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+Z ", self.b.log())[-1]
+        self.assertGreater(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S")),
+                           time.time() + 120, self.b.log()[-2000:])
+
+
 class TestWithoutSharedKeys(unittest.TestCase):
     """The control: without ticket_key_file each instance has keys of its
     own, so a ticket from A does not resume on B."""
@@ -339,6 +457,41 @@ class TestHealthz(unittest.TestCase):
         self.addCleanup(m.stop)
         m.wait_log(r"event=backend_down backend=gone")
         self.assertEqual(healthz(m), (503, "every backend is down\n"))
+
+
+    def flood_then_probe(self, port):
+        """100 idle connections from 127.0.0.1, then a probe from there too:
+        it must be answered, and the idle ones closed before long (evicted
+        or timed out), not held."""
+        idle = open_idle(port, 100)
+        self.addCleanup(lambda: [s.close() for s in idle])
+        self.assertEqual(http_get(port, "/healthz"), (200, "ok\n"))
+        self.assertEqual(wait_all_closed(idle, 8), 0, "idle connections still open")
+        self.assertEqual(http_get(port, "/healthz"), (200, "ok\n"))
+
+    def start_flooded(self, name):
+        health, mport = harness.free_port(), harness.free_port()
+        m = harness.Moat([harness.Listener("imaps", "imap", "d")], name=name,
+                         extra="[health]\naddress = 127.0.0.1:%d\n\n[metrics]\naddress = "
+                               "127.0.0.1:%d\n\n[backend d]\nimap = 127.0.0.1:%d\n"
+                               % (health, mport, DOVECOT.imap_port))
+        m.health_port = health
+        m.start()
+        self.addCleanup(m.stop)
+        return m, health, mport
+
+    def test_idle_flood_health(self):
+        m, health, _ = self.start_flooded("moat-hz-flood")
+        self.flood_then_probe(health)
+        self.assertIsNone(m.proc.poll(), "moat exited")
+
+    def test_idle_flood_metrics(self):
+        m, _, mport = self.start_flooded("moat-mx-flood")
+        self.flood_then_probe(mport)
+        status, body = http_get(mport, "/metrics")
+        self.assertEqual(status, 200, body)
+        self.assertIn("moat_info{", body)
+        self.assertIsNone(m.proc.poll(), "moat exited")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ limits are global to a moat:
                        (a deadline from the greeting, NOOPs or not)
   TestFailedLogins     auth_fail_limit 20/10m (default), and another moat
                        with 3/1m and auth_block_time = 3s
+  TestRefusedLogins    auth_fail_limit 1/1m: refusals delayed, counted
+                       and rate-limited in the log; pipelined records kept
+  TestProxyHeaderLimits proxy_protocol = yes, max_connections_per_ip = 1:
+                       addresses crowding one bucket of an unkeyed hash,
+                       headers without an address
   TestMetrics          [metrics] on 127.0.0.1, max_connections_per_ip = 2
                        (127.0.0.1 itself exempt)
 """
@@ -565,6 +570,9 @@ class TestTimeouts(unittest.TestCase):
             harness.Listener("short", "imap", port,
                              options={"preauth_timeout": "2s", "handshake_timeout": "2s"}),
             harness.Listener("idle", "imap", port, options={"idle_timeout": "3s"}),
+            # nothing listens on the backend: every login is "unavailable"
+            harness.Listener("down", "imap", harness.free_port(),
+                             options={"preauth_timeout": "2s"}),
         ], "moat-timeouts")
 
     @classmethod
@@ -646,6 +654,29 @@ class TestTimeouts(unittest.TestCase):
         self.assertIn("* BYE Autologout", c.dump())
         self.assertGreater(elapsed, 1.5)
         self.assertLess(elapsed, harness.scaled(4))
+
+    def test_preauth_deadline_holds_across_login_answers(self):
+        # Logins that fail for a reason that is not the client's (the
+        # backend is down) do not count against max_auth_failures; each
+        # answer must not restart the deadline either.
+        c = open_client(self, self.moat.port("down"))
+        t0 = time.monotonic()
+        answered = 0
+        for i in range(16):
+            try:
+                _, tagged = c.cmd("l%d" % i, login_cmd("demo"))
+            except (EOFError, ssl.SSLError, ConnectionError):
+                break
+            if not tagged.startswith(b"l%d NO [UNAVAILABLE]" % i):
+                break
+            answered += 1
+            time.sleep(0.5)
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(answered, 1, c.dump())
+        self.assertLess(answered, 16, c.dump())
+        self.assertIn("* BYE Autologout", c.dump())
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, harness.scaled(6))
 
     def handshake_stall(self, first_bytes):
         m = self.moat
@@ -759,9 +790,10 @@ class TestFailedLogins(unittest.TestCase):
         time.sleep(0.3)
         return lines()
 
-    def imap_guess(self, port, src, user, n):
-        """n wrong-password LOGINs from src, reconnecting when moat hangs
-        up (max_auth_failures); the tagged answers."""
+    def imap_guess(self, port, src, user, n, password=WRONG):
+        """n LOGINs from src, reconnecting when moat hangs up after
+        max_auth_failures (3) answers that count: failed or refused
+        alike; the tagged answers."""
         answers = []
         tag = 0
         while len(answers) < n:
@@ -769,10 +801,10 @@ class TestFailedLogins(unittest.TestCase):
             failures = 0
             while len(answers) < n and failures < 3:
                 tag += 1
-                _, tagged = c.cmd("g%d" % tag, login_cmd(user, WRONG))
+                _, tagged = c.cmd("g%d" % tag, login_cmd(user, password))
                 answers.append(tagged[len("g%d " % tag):])
-                if b"AUTHENTICATIONFAILED" in tagged:
-                    failures += 1
+                self.assertTrue(tagged.startswith(b"g%d NO " % tag), c.dump())
+                failures += 1
             if failures == 3:
                 self.assertIn(b"* BYE", eof_after(c))
             c.close()
@@ -789,12 +821,23 @@ class TestFailedLogins(unittest.TestCase):
                 c.send("PASS %s\r\n" % WRONG)
                 r = c.line()
                 answers.append(r)
-                if r.startswith(b"-ERR [AUTH]"):
-                    failures += 1
+                self.assertTrue(r.startswith(b"-ERR "), c.dump())
+                failures += 1
             if failures == 3:
                 eof_after(c)
             c.close()
         return answers
+
+    def assert_refused_logged(self, ev, failed, refused):
+        """The login lines: `failed` failures, then the refusals, whose
+        lines are rate-limited (TestRefusedLogins counts them), so at
+        least one and at most `refused`, each with suppressed=N."""
+        results = [e["result"] for e in ev]
+        self.assertEqual(results[:failed], ["failed"] * failed, ev)
+        rest = results[failed:]
+        self.assertTrue(rest and set(rest) == {"refused"}, ev)
+        self.assertLessEqual(len(rest), refused, ev)
+        self.assertTrue(all("suppressed" in e for e in ev[failed:]), ev)
 
     def test_imap_block(self):
         m = self.moat
@@ -814,7 +857,7 @@ class TestFailedLogins(unittest.TestCase):
         self.assertIn("address=127.0.0.5 ", blocks[0])
         self.assertIn("failures=20 ", blocks[0])
         ev = harness.login_events(log, "brute")
-        self.assertEqual([e["result"] for e in ev], ["failed"] * 20 + ["refused"] * 10, log)
+        self.assert_refused_logged(ev, 20, 10)
         # Even the right password is refused from that address now, and
         # never reaches Dovecot.
         c = open_client(self, port, "127.0.0.5")
@@ -853,7 +896,7 @@ class TestFailedLogins(unittest.TestCase):
         self.assertEqual(len(blocks), 1, log)
         self.assertIn("address=127.0.0.7 ", blocks[0])
         ev = harness.login_events(log, "brutepop")
-        self.assertEqual([e["result"] for e in ev], ["failed"] * 20 + ["refused"] * 10, log)
+        self.assert_refused_logged(ev, 20, 10)
         c = open_client(self, port, "127.0.0.7")
         c.send("USER brutepop\r\nPASS %s\r\n" % PASSWORDS["brutepop"])
         self.assertTrue(c.line().startswith(b"+OK"), c.dump())
@@ -877,7 +920,7 @@ class TestFailedLogins(unittest.TestCase):
         m.wait_log(r"event=auth_block [^\n]*address=127\.0\.0\.10 [^\n]*block_ms=3000", 5,
                    start)
         c = open_client(self, port, "127.0.0.10")
-        tag = 0
+        tag = refused = 0
         while True:
             tag += 1
             _, tagged = c.cmd("r%d" % tag, login_cmd("shortblk"))
@@ -885,6 +928,11 @@ class TestFailedLogins(unittest.TestCase):
                 break
             self.assertEqual(tagged, b"r%d " % tag + IMAP_BLOCKED, c.dump())
             self.assertLess(time.monotonic() - t_block, harness.scaled(6), c.dump())
+            refused += 1
+            if refused % 3 == 0:
+                # refusals count against max_auth_failures like failures
+                self.assertIn(b"* BYE Too many authentication failures", eof_after(c))
+                c = open_client(self, port, "127.0.0.10")
             time.sleep(0.25)
         elapsed = time.monotonic() - t_block
         self.assertGreater(tag, 1)
@@ -892,6 +940,202 @@ class TestFailedLogins(unittest.TestCase):
         _, tagged = c.cmd("n", "NOOP")
         self.assertTrue(tagged.startswith(b"n OK"), c.dump())
         self.assertEqual(len(self.dovecot_mismatches("shortblk", 3, timeout=0)), 3)
+
+
+class TestRefusedLogins(unittest.TestCase):
+    """A login moat refuses itself (a blocked address) is answered like a
+    failed one: after auth_failure_delay (300 ms here, growing), counted
+    against max_auth_failures (3), its log line rate-limited; and the
+    answer never costs the client what it pipelined behind the command.
+    auth_fail_limit 1/1m: one failure blocks the address."""
+
+    moats = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moat = start_moat(cls, [
+            harness.Listener("slow", "imap", DOVECOT.imap_port,
+                             options={"auth_failure_delay": "300ms"}),
+            harness.Listener("fast", "imap", DOVECOT.imap_port, options=FAST_FAIL),
+        ], "moat-refused", options=dict(NO_EXEMPT, auth_fail_limit="1/1m"))
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_moats(cls)
+
+    def block(self, src):
+        m = self.moat
+        start = len(m.log())
+        c = open_client(self, m.port("fast"), src)
+        _, tagged = c.cmd("w", login_cmd("brute", WRONG))
+        self.assertTrue(tagged.startswith(b"w NO [AUTHENTICATIONFAILED]"), c.dump())
+        c.close()
+        m.wait_log(r"event=auth_block [^\n]*address=%s " % re.escape(src), 10, start)
+        # a refused login's line may wait a second after another test's
+        time.sleep(1.1)
+
+    def test_pipelined_refusals_delayed_counted_closed(self):
+        m = self.moat
+        self.block("127.0.0.31")
+        start = len(m.log())
+        c = open_client(self, m.port("slow"), "127.0.0.31")
+        who = c.local()
+        t0 = time.monotonic()
+        c.sock.sendall(b"".join(b"a%d LOGIN x y\r\n" % i for i in range(2000)))
+        data = eof_after(c, timeout=30)
+        elapsed = time.monotonic() - t0
+        lines = data.split(b"\r\n")
+        self.assertEqual(lines[:4], [b"a0 " + IMAP_BLOCKED[:-2], b"a1 " + IMAP_BLOCKED[:-2],
+                                     b"a2 " + IMAP_BLOCKED[:-2],
+                                     b"* BYE Too many authentication failures"], data[:500])
+        self.assertEqual(lines[4:], [b""], data[:500])
+        # 300 ms, then 600, then 900 before the answers
+        self.assertGreater(elapsed, 1.7, data[:500])
+        wait_session_end(m, who, start)
+        refused = [e for e in harness.login_events(m.log()[start:])
+                   if e["client"] == who]
+        self.assertTrue(1 <= len(refused) <= 3, refused)
+        self.assertEqual({e["result"] for e in refused}, {"refused"}, refused)
+
+    def test_refused_login_lines_rate_limited(self):
+        m = self.moat
+        self.block("127.0.0.32")
+        start = len(m.log())
+        t0 = time.monotonic()
+        for _ in range(8):
+            c = open_client(self, m.port("fast"), "127.0.0.32")
+            for i in range(3):
+                _, tagged = c.cmd("r%d" % i, login_cmd("brute"))
+                self.assertEqual(tagged, b"r%d " % i + IMAP_BLOCKED, c.dump())
+            self.assertIn(b"* BYE", eof_after(c))
+            c.close()
+        elapsed = time.monotonic() - t0
+        ev = [e for e in harness.login_events(m.log()[start:])
+              if e["client"].startswith("127.0.0.32:")]
+        # 24 refusals: at most a line a second on each of the 2 workers
+        self.assertGreaterEqual(len(ev), 1)
+        self.assertLessEqual(len(ev), 2 * (int(elapsed) + 2), (elapsed, ev))
+        self.assertLess(len(ev), 24, ev)
+        self.assertEqual({e["result"] for e in ev}, {"refused"}, ev)
+        self.assertTrue(all(e["suppressed"].isdigit() for e in ev), ev)
+
+    def test_records_pipelined_behind_a_refusal_survive(self):
+        # Two TLS records in one TCP segment: the refusal is answered at
+        # once (no delay here), and the second record is not lost.
+        m = self.moat
+        self.block("127.0.0.33")
+        for protocol_round in range(3):
+            c = open_client(self, m.port("fast"), "127.0.0.33")
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            c.sock.sendall(("a %s\r\n" % login_cmd("brute")).encode())
+            c.sock.sendall(b"b NOOP\r\n")
+            c.sock.sendall(b"c CAPABILITY\r\n")
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            self.assertEqual(c.line(), b"a " + IMAP_BLOCKED, c.dump())
+            _, tagged = c.until("b")
+            self.assertTrue(tagged.startswith(b"b OK"), c.dump())
+            untagged, tagged = c.until("c")
+            self.assertTrue(tagged.startswith(b"c OK"), c.dump())
+            self.assertTrue(any(u.startswith(b"* CAPABILITY") for u in untagged), c.dump())
+            c.close()
+
+
+class ProxiedClient(Client):
+    """A Client that sends a PROXY header (preamble) before TLS."""
+
+    def __init__(self, port, preamble, timeout=30):
+        self.ctx = harness.client_context()
+        self.buf = b""
+        self.transcript = [b"C: " + preamble]
+        self.sock = bind_connect(port, LOOPBACK, timeout)
+        try:
+            self.sock.sendall(preamble)
+            self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
+        except BaseException:
+            self.sock.close()
+            raise
+
+
+def fnv_bucket(net64, nbuckets):
+    """The bucket moat's unkeyed FNV-1a hash put a /64 in (IPv6 key
+    masked to 64 bits, folded, masked to the table)."""
+    key = socket.inet_pton(socket.AF_INET6, net64)[:8] + bytes(8)
+    h = 1469598103934665603
+    for b in key:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return (h ^ (h >> 32)) & (nbuckets - 1)
+
+
+class TestProxyHeaderLimits(unittest.TestCase):
+    """A listener behind a load balancer (proxy_protocol = yes, from
+    127.0.0.1, which limits_exempt covers by default), with
+    max_connections = 100 (a limit table of 1024 buckets of 8) and
+    max_connections_per_ip = 1."""
+
+    moats = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moat = start_moat(cls, [
+            harness.Listener("pp", "imap", DOVECOT.imap_port,
+                             options={"proxy_protocol": "yes"}),
+        ], "moat-pp-limits", options={"max_connections": "100",
+                                      "max_connections_per_ip": "1"})
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_moats(cls)
+
+    def proxied(self, preamble):
+        c = ProxiedClient(self.moat.port("pp"), preamble)
+        self.addCleanup(c.close)
+        return c
+
+    def test_addresses_sharing_an_unkeyed_bucket_are_still_limited(self):
+        # Nine /64s computed offline to share a bucket of the old unkeyed
+        # hash: eight fill it, the ninth must still be limited.
+        port = self.moat.port("pp")
+        nets, n = [], 0
+        while len(nets) < 9:
+            n += 1
+            net = "2001:db8:%x:%x::" % (n >> 16, n & 0xffff)
+            if fnv_bucket(net, 1024) == 5:
+                nets.append(net)
+        for i, net in enumerate(nets[:8]):
+            c = self.proxied(harness.proxy_v2(net + "1", 6000 + i, "2001:db8::1", port))
+            self.assertTrue(c.greeting().startswith(b"* OK "), c.dump())
+        first = self.proxied(harness.proxy_v2(nets[8] + "1", 6100, "2001:db8::1", port))
+        self.assertTrue(first.greeting().startswith(b"* OK "), first.dump())
+        second = self.proxied(harness.proxy_v2(nets[8] + "2", 6101, "2001:db8::1", port))
+        self.assertEqual(second.line(), IMAP_PER_IP, second.dump())
+        imap_login(self, first)
+
+    def test_header_without_address_may_not_log_in_nor_skip_limits(self):
+        m = self.moat
+        start = len(m.log())
+        for hdr in (harness.PROXY_V2_LOCAL, harness.PROXY_V1_UNKNOWN):
+            with self.subTest(hdr):
+                c = self.proxied(hdr)
+                self.assertTrue(c.greeting().startswith(b"* OK "), c.dump())
+                _, tagged = c.cmd("l", login_cmd("demo"))
+                self.assertEqual(tagged, b"l NO [AUTHORIZATIONFAILED] No logins on this "
+                                 b"connection\r\n", c.dump())
+                _, tagged = c.cmd("n", "NOOP")
+                self.assertTrue(tagged.startswith(b"n OK"), c.dump())
+                # counted under the balancer's address, not exempt: a
+                # second one at once is over max_connections_per_ip
+                other = self.proxied(harness.PROXY_V2_LOCAL)
+                self.assertEqual(other.line(), IMAP_PER_IP, other.dump())
+                who = c.local()
+                _, tagged = c.cmd("o", "LOGOUT")
+                self.assertTrue(tagged.startswith(b"o OK"), c.dump())
+                c.close()
+                other.close()
+                wait_session_end(m, who, start)
+        ev = harness.login_events(m.log()[start:], "demo")
+        self.assertTrue(ev, m.log()[start:])
+        self.assertEqual({e["result"] for e in ev}, {"refused"}, ev)
+        self.assertIn("no client address", ev[0]["reason"])
 
 
 # ------------------------------------------------------------------ metrics

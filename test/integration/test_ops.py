@@ -8,12 +8,17 @@ when the test needs to control how moat is started):
 
   TestPrivileges   user = nobody (Uid/Gid/Groups/CapEff in /proc), group =,
                    user = root and unknown users refused, root without
-                   user refused (also by moat -t), allow_root = yes stays
-                   root, started as nobody without root at all (key
+                   user refused (also by moat -t; the message suggests a
+                   dedicated moat account, never nobody), allow_root =
+                   yes stays root, started as nobody without root at all (key
                    readable by its group: a warning, not a refusal),
                    chroot
   TestPidFile      written at startup with moat's pid; removed at exit
-                   when moat may still remove it
+                   when moat may still remove it; symlinks planted by
+                   moat's user at the pid file and "<pid_file>.tmp" not
+                   followed (the victim, a root 0600 file, intact); a
+                   directory others may write (not sticky) or owned by
+                   someone else refused
   TestFdLimit      max_connections beyond the hard RLIMIT_NOFILE: warning
                    event=fd_limit, and the soft limit raised to the hard one
   TestDrain        SIGTERM with shutdown_grace: pre-login sessions end at
@@ -367,13 +372,20 @@ class TestPrivileges(unittest.TestCase):
         self.assertIn("allow_root", r.stderr)
         self.assertIn("user =", r.stderr)
         self.assertIn(m.config_path, r.stderr)
+        # It suggests a dedicated account, never nobody (whose other
+        # processes could bind the same port with SO_REUSEPORT, or read
+        # the keys).
+        self.assertIn("user = moat", r.stderr)
+        self.assertIn("dedicated", r.stderr)
+        self.assertNotIn("nobody", r.stderr)
         self.assertNotIn("event=ready", r.stderr)
         self.assertFalse(harness.port_accepts(m.port("imaps")))
         # moat -t says the same.
         t = harness.run_moat_cli(["-t", "-c", m.config_path])
         self.assertEqual(t.returncode, 1, t.stdout + t.stderr)
         self.assertIn("allow_root", t.stderr)
-        self.assertIn("user =", t.stderr)
+        self.assertIn("user = moat", t.stderr)
+        self.assertNotIn("nobody", t.stderr)
         self.assertNotIn("configuration OK", t.stdout)
 
     def test_allow_root_stays_root(self):
@@ -481,6 +493,75 @@ class TestPidFile(unittest.TestCase):
         # access to the root-owned directory); if it stays, it is intact.
         if os.path.exists(path):
             self.assertEqual(self.read_pid(path), pid)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (as in CI)")
+    def test_symlink_planted_by_user_not_followed(self):
+        # The attack: the directory belongs to moat's user (so that it may
+        # remove the pid file at exit), which plants symlinks at
+        # "<pid_file>.tmp" (the name moat, still root, used to open with
+        # O_CREAT|O_TRUNC) and at the pid file itself, both to a root-owned
+        # 0600 file. Root must write neither through them.
+        vd = harness.new_dir("pid-victim")
+        victim = os.path.join(vd, "victim")
+        with open(victim, "w") as f:
+            f.write("root's secret\n")
+        os.chmod(victim, 0o600)
+        before = os.stat(victim)
+        d = harness.new_dir("pid-user")
+        os.chown(d, NOBODY, NOBODY_GID)
+        path = os.path.join(d, "moat.pid")
+        for link in (path + ".tmp", path):
+            os.symlink(victim, link)
+            os.lchown(link, NOBODY, NOBODY_GID)
+        m = start_moat(self, [imaps()], name="moat-pid-link", root=False,
+                       options={"user": "nobody", "pid_file": path})
+
+        def victim_intact():
+            with open(victim) as f:
+                self.assertEqual(f.read(), "root's secret\n", "root wrote through the link")
+            st = os.stat(victim)
+            self.assertEqual((st.st_ino, st.st_uid, st.st_mode & 0o7777, st.st_mtime_ns),
+                             (before.st_ino, 0, 0o600, before.st_mtime_ns))
+        victim_intact()
+        self.assertFalse(os.path.islink(path), "the pid file is still the planted link")
+        st = os.lstat(path)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o644))
+        self.assertEqual(self.read_pid(path), m.pid)
+        self.assertEqual(m.stop(), 0, m.log())
+        victim_intact()
+        # The directory is moat's user's: it removed the pid file at exit.
+        self.assertFalse(os.path.lexists(path), "pid file left behind")
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (as in CI)")
+    def test_unsafe_directory_refused(self):
+        # A directory others may write (no sticky bit), or owned by a user
+        # other than root, moat or its user: refused before anything is
+        # written, with the directory and what is wrong in the message.
+        for mode, owner, want in ((0o777, 0, "writable by group or others"),
+                                  (0o775, 0, "writable by group or others"),
+                                  (0o755, 1, "owned by uid 1")):
+            with self.subTest(mode=oct(mode), owner=owner):
+                d = harness.new_dir("pid-unsafe")
+                os.chmod(d, mode)
+                os.chown(d, owner, owner)
+                path = os.path.join(d, "moat.pid")
+                m = OpsMoat([imaps()], name="moat-pid-unsafe", root=False,
+                            options={"user": "nobody", "pid_file": path})
+                r = harness.run_moat_cli(["-c", m.config_path])
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("event=startup_failed", r.stderr)
+                self.assertIn(d, r.stderr)
+                self.assertIn(want, r.stderr)
+                self.assertNotIn("event=ready", r.stderr)
+                self.assertEqual(os.listdir(d), [])
+        # Sticky, like /tmp: accepted.
+        d = harness.new_dir("pid-sticky")
+        os.chmod(d, 0o1777)
+        path = os.path.join(d, "moat.pid")
+        m = start_moat(self, [imaps()], name="moat-pid-sticky", root=False,
+                       options={"user": "nobody", "pid_file": path})
+        self.assertEqual(self.read_pid(path), m.pid)
+        self.assertEqual(m.stop(), 0, m.log())
 
 
 # ---------------------------------------------------------------- fd limit

@@ -3,8 +3,11 @@ systemd unit, and the static binary the container recipe ships.
 
   TestInstall       make install into a temporary PREFIX: every file in
                     place, the unit passes systemd-analyze verify and its
-                    security review, the manual pages render without a
-                    warning, moat.ini(5) documents every key of moat.ini
+                    security review, it runs as the dedicated user moat
+                    that the sysusers entry creates (the example and the
+                    manual pages suggest moat, never nobody), the manual
+                    pages render without a warning, moat.ini(5) documents
+                    every key of moat.ini
   TestStaticBinary  make static; the binary has no shared libraries and
                     serves an IMAPS login from an empty root directory as
                     uid 65532, the way etc/Containerfile runs it
@@ -74,6 +77,48 @@ class TestInstall(unittest.TestCase):
                             self.path("lib/systemd/system/moat.service")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+
+    def test_dedicated_user(self):
+        # The unit runs as moat, the account the sysusers entry creates,
+        # never nobody (another process of the same uid could bind moat's
+        # ports with SO_REUSEPORT and take connections, or read its keys);
+        # the example and the manual pages suggest moat too, and mention
+        # nobody only to say never.
+        with open(self.path("lib/systemd/system/moat.service")) as f:
+            unit = f.read()
+        with open(self.path("lib/sysusers.d/moat.conf")) as f:
+            sysusers = f.read()
+        self.assertEqual(re.findall(r"(?m)^User=(.*)$", unit), ["moat"])
+        self.assertEqual(re.findall(r"(?m)^Group=(.*)$", unit), ["moat"])
+        self.assertRegex(sysusers, r"(?m)^u moat - ")
+        self.assertNotIn("nobody", unit + sysusers)
+        if shutil.which("systemd-sysusers"):
+            root = harness.new_dir("sysusers-root")
+            os.mkdir(os.path.join(root, "etc"))
+            r = subprocess.run(["systemd-sysusers", "--root=" + root,
+                                self.path("lib/sysusers.d/moat.conf")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+            with open(os.path.join(root, "etc", "passwd")) as f:
+                self.assertRegex(f.read(), r"(?m)^moat:x:\d+:\d+:[^:]*:/nonexistent:"
+                                           r"/usr/sbin/nologin$")
+        with open(self.path("etc/moat/moat.ini.example")) as f:
+            example = f.read()
+        self.assertEqual(re.findall(r"(?m)^;?user = (.*)$", example), ["moat"])
+        texts = {"moat.ini.example": example}
+        for page in ("share/man/man8/moat.8", "share/man/man5/moat.ini.5"):
+            if shutil.which("groff"):
+                r = subprocess.run(["groff", "-man", "-Tutf8", "-P-cbou", self.path(page)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   env=dict(os.environ, LC_ALL="C.UTF-8"), timeout=60)
+                texts[page] = r.stdout.decode(errors="replace")
+        for name, text in texts.items():
+            with self.subTest(name):
+                self.assertIn("user", text)
+                self.assertRegex(text, r"\bmoat\b")
+                before = re.findall(r"(\S+)\s+nobody\b", text)
+                self.assertTrue(before, "%s does not warn against nobody" % name)
+                self.assertEqual(set(before), {"never"}, name)
 
     def test_unit_hardening(self):
         if not shutil.which("systemd-analyze"):

@@ -501,20 +501,27 @@ static const struct row rows[] = {
 		LOGIN("cGFzcw==\r\n", ALL, &c_alogin),
 		DONE(DLG_LOGIN_FAILED, NULL, DLG_CLOSE, "a " AUTHFAIL BYE_FAIL),
 	} },
-	{ "login UNAVAILABLE and REFUSED are not failures", { 0, 1, "", 1024, 2 }, {
+	{ "login UNAVAILABLE is not a failure, REFUSED and FORBIDDEN are", { 0, 1, "", 1024, 2 }, {
 		LOGIN("a LOGIN user pass\r\n", ALL, &c_user_pass),
 		DONE(DLG_LOGIN_UNAVAILABLE, NULL, DLG_REPLY,
 		     "a NO [UNAVAILABLE] Mail server unavailable, try again later\r\n"),
 		LOGIN("b LOGIN user pass\r\n", ALL, &c_user_pass),
 		DONE(DLG_LOGIN_REFUSED, NULL, DLG_REPLY,
 		     "b NO [UNAVAILABLE] Too many failed logins, try again later\r\n"),
-		LOGIN("c LOGIN user pass\r\n", ALL, &c_user_pass),
-		DONE(DLG_LOGIN_FAILED, NULL, DLG_REPLY, "c " AUTHFAIL),
 		LOGIN("d LOGIN user pass\r\n", ALL, &c_user_pass),
 		DONE(DLG_LOGIN_UNAVAILABLE, "backend text is not shown", DLG_REPLY,
 		     "d NO [UNAVAILABLE] Mail server unavailable, try again later\r\n"),
 		LOGIN("e LOGIN user pass\r\n", ALL, &c_user_pass),
-		DONE(DLG_LOGIN_FAILED, NULL, DLG_CLOSE, "e " AUTHFAIL BYE_FAIL),
+		DONE(DLG_LOGIN_FORBIDDEN, NULL, DLG_CLOSE,
+		     "e NO [AUTHORIZATIONFAILED] No logins on this connection\r\n" BYE_FAIL),
+		FEED("f NOOP\r\n", DLG_NONE, "", 0),
+	} },
+	{ "login REFUSED up to max_auth_failures closes", { 0, 1, "", 1024, 2 }, {
+		LOGIN("a LOGIN user pass\r\n", ALL, &c_user_pass),
+		DONE(DLG_LOGIN_FAILED, NULL, DLG_REPLY, "a " AUTHFAIL),
+		LOGIN("b LOGIN user pass\r\n", ALL, &c_user_pass),
+		DONE(DLG_LOGIN_REFUSED, NULL, DLG_CLOSE,
+		     "b NO [UNAVAILABLE] Too many failed logins, try again later\r\n" BYE_FAIL),
 	} },
 
 	/* ---- commands moat does not answer ---- */

@@ -205,7 +205,8 @@ static void test_auth_failures(void **state)
 }
 
 /* The table never grows: with one bucket of 8 places, a ninth address is
- * let in untracked while eight have connections open; once one closes,
+ * let in untracked while eight have connections open, its logins refused
+ * (fail closed); once one closes,
  * the oldest idle entry makes room. A blocked address keeps its place. */
 static void test_bounded_memory(void **state)
 {
@@ -224,6 +225,8 @@ static void test_bounded_memory(void **state)
 		/* full of live entries: untracked, so not limited */
 		{ 1, "10.1.0.9", CONNECT, LIMIT_OK },
 		{ 1, "10.1.0.9", CONNECT, LIMIT_OK },
+		/* ... but its logins are refused: nowhere to count failures */
+		{ 1, "10.1.0.9", BLOCKED, 1 },
 		{ 2, "10.1.0.1", DISCONNECT, 0 },
 		/* 10.1.0.1's place is taken, and 10.1.0.7's block survives */
 		{ 3, "10.1.0.10", CONNECT, LIMIT_OK },
@@ -349,6 +352,109 @@ static void test_threads(void **state)
 	limit_free(l);
 }
 
+/* FNV-1a over the 16-byte key, 8 buckets: the unkeyed hash moat used to
+ * pick buckets with. */
+static unsigned fnv_bucket(const struct sockaddr_in6 *sa)
+{
+	uint64_t h = 1469598103934665603ull;
+	uint8_t key[16];
+
+	memcpy(key, &sa->sin6_addr, 16);
+	memset(key + 8, 0, 8);                      /* the /64 */
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 1099511628211ull;
+	return (unsigned)((h ^ (h >> 32)) & 7);
+}
+
+/* 2001:db8:N::/64 as an address. */
+static void net64(unsigned n, struct sockaddr_storage *ss)
+{
+	char a[64];
+
+	snprintf(a, sizeof a, "2001:db8:%x:%x::1", n >> 16, n & 0xffff);
+	to_sa(a, ss);
+}
+
+/* Nine /64s that an unkeyed hash puts in one bucket (found offline, as
+ * an attacker would): with a keyed one the ninth is still limited. It
+ * fails only if the key happens to put all nine in one bucket of eight,
+ * about once in 16 million runs. */
+static void test_offline_collisions(void **state)
+{
+	static const struct limit_cfg c = { .max_per_ip = 1, .auth_fail_limit = 5,
+	                                    .auth_fail_window_ms = 1000, .auth_block_ms = 1000,
+	                                    .ipv6_prefix = 64 };
+	struct limit_table *l = limit_new(64);      /* 8 buckets of 8 */
+	struct sockaddr_storage ss[9];
+	unsigned found = 0;
+	int tracked;
+
+	(void)state;
+	assert_non_null(l);
+	for (unsigned n = 1; found < 9; n++) {
+		net64(n, &ss[found]);
+		if (fnv_bucket((const struct sockaddr_in6 *)&ss[found]) == 3)
+			found++;
+	}
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(limit_connect(l, &c, (struct sockaddr *)&ss[i], 0, 0, &tracked),
+		                 LIMIT_OK);
+	assert_int_equal(limit_connect(l, &c, (struct sockaddr *)&ss[8], 0, 0, &tracked), LIMIT_OK);
+	assert_int_equal(tracked, 1);
+	assert_int_equal(limit_connect(l, &c, (struct sockaddr *)&ss[8], 0, 0, &tracked),
+	                 LIMIT_PER_IP);
+	assert_int_equal(limit_login_blocked(l, &c, (struct sockaddr *)&ss[8], 0), 0);
+	assert_int_equal(limit_untracked(l), 0);
+	limit_free(l);
+}
+
+/* Fills every bucket with live entries: the addresses left over are let
+ * in untracked, their logins refused; and two tables (two keys) fill
+ * with different addresses. */
+static void fill(struct limit_table *l, const struct limit_cfg *c, uint8_t *was_tracked,
+                 unsigned n)
+{
+	unsigned ntracked = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		int tracked;
+
+		net64(i + 1, &ss);
+		assert_int_equal(limit_connect(l, c, (struct sockaddr *)&ss, 0, 0, &tracked),
+		                 LIMIT_OK);
+		was_tracked[i] = (uint8_t)tracked;
+		ntracked += (unsigned)tracked;
+	}
+	assert_int_equal(ntracked, 64);             /* every place, no more */
+	for (unsigned i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+
+		net64(i + 1, &ss);
+		assert_int_equal(limit_login_blocked(l, c, (struct sockaddr *)&ss, 1), !was_tracked[i]);
+	}
+}
+
+static void test_full_buckets_fail_closed(void **state)
+{
+	static const struct limit_cfg c = { .max_per_ip = 1, .auth_fail_limit = 5,
+	                                    .auth_fail_window_ms = 1000, .auth_block_ms = 1000,
+	                                    .ipv6_prefix = 64 };
+	enum { N = 2000 };
+	static uint8_t a[N], b[N];
+	struct limit_table *l1 = limit_new(64), *l2 = limit_new(64);
+
+	(void)state;
+	assert_non_null(l1);
+	assert_non_null(l2);
+	fill(l1, &c, a, N);
+	fill(l2, &c, b, N);
+	assert_int_equal(limit_untracked(l1), 2 * (N - 64));  /* connect + login check */
+	assert_true(memcmp(a, b, N) != 0);
+	limit_free(l1);
+	limit_free(l2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +468,8 @@ int main(void)
 		cmocka_unit_test(test_exempt),
 		cmocka_unit_test(test_key_text),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_offline_collisions),
+		cmocka_unit_test(test_full_buckets_fail_closed),
 	};
 	return cmocka_run_group_tests_name("limit", tests, NULL, NULL);
 }

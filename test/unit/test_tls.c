@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include <mbedtls/platform_time.h>
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -705,33 +706,49 @@ static void test_alpn(void **state)
 
 /* ---- resumption ---- */
 
-/* A full handshake that leaves the client's session (with its ticket) in
- * *sess; then a second connection offering it. Returns whether the
- * second one resumed, by the server's account. */
-static int resume_once(const struct srv_opts *first, const struct srv_opts *second, int ver)
+/* A full handshake with server that leaves the client's session (with its
+ * ticket) in *sess, initialised here. */
+static void get_ticket(const struct srv_opts *server, int ver, mbedtls_ssl_session *sess)
 {
 	static struct pair p;
-	mbedtls_ssl_session sess;
 	struct cli_opts c = { .ver = ver, .sni = "localhost" };
-	int resumed;
 
-	mbedtls_ssl_session_init(&sess);
-	pair_init_with(&p, first, &c);
+	mbedtls_ssl_session_init(sess);
+	pair_init_with(&p, server, &c);
 	assert_int_equal(pair_handshake(&p), 0);
 	assert_int_equal(tls_resumed(p.sc), 0);
 	/* TLS 1.3 tickets come after the handshake, before this data */
 	server_to_client(&p, (const uint8_t *)"* OK\r\n", 6);
-	assert_int_equal(mbedtls_ssl_get_session(&p.cli, &sess), 0);
+	assert_int_equal(mbedtls_ssl_get_session(&p.cli, sess), 0);
 	pair_free(&p);
+}
 
-	c.resume = &sess;
-	pair_init_with(&p, second, &c);
+/* A connection to server offering *sess; whether it resumed, by the
+ * server's account. */
+static int offer_ticket(const struct srv_opts *server, int ver, const mbedtls_ssl_session *sess)
+{
+	static struct pair p;
+	struct cli_opts c = { .ver = ver, .sni = "localhost", .resume = sess };
+	int resumed;
+
+	pair_init_with(&p, server, &c);
 	assert_int_equal(pair_handshake(&p), 0);
 	resumed = tls_resumed(p.sc);
 	/* the resumed session carries data like any other */
 	client_to_server(&p, (const uint8_t *)"a NOOP\r\n", 8);
 	server_to_client(&p, (const uint8_t *)"a OK\r\n", 6);
 	pair_free(&p);
+	return resumed;
+}
+
+/* A ticket from first offered to second: whether it resumed. */
+static int resume_once(const struct srv_opts *first, const struct srv_opts *second, int ver)
+{
+	mbedtls_ssl_session sess;
+	int resumed;
+
+	get_ticket(first, ver, &sess);
+	resumed = offer_ticket(second, ver, &sess);
 	mbedtls_ssl_session_free(&sess);
 	return resumed;
 }
@@ -807,6 +824,61 @@ static void test_shared_ticket_keys(void **state)
 	tls_tickets_unref(b);
 	tls_tickets_unref(rotated);
 	tls_tickets_unref(stranger);
+}
+
+/* Past ticket_lifetime, on the real clock (mbedTLS reads time() itself:
+ * moat's config has no MBEDTLS_PLATFORM_TIME_ALT), with a lifetime of one
+ * second (tls.c takes any; the config's minimum is a minute). */
+static void wait_past_lifetime(void)
+{
+	struct timespec ts = { 1, 100 * 1000 * 1000 };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Keys from a shared file stay in force past ticket_lifetime: mbedTLS
+ * replaces a key it has held for a lifetime by a random one of its own,
+ * and a fleet would stop resuming each other's tickets. One and then two
+ * lifetimes after the contexts were made from the file's keys, a new
+ * ticket from one still resumes on another made independently, also
+ * where its key is the file's second; a ticket older than the lifetime
+ * still does not. */
+static void test_shared_keys_outlive_lifetime(void **state)
+{
+	uint8_t k[2 * TLS_TICKET_KEY_BYTES];
+	char err[100];
+	tls_tickets *a, *b, *rotated;
+	struct srv_opts sa, sb, sr;
+	mbedtls_ssl_session old;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof k; i++)
+		k[i] = (uint8_t)(i * 11 + 3);
+	a = tls_tickets_from_keys(k + TLS_TICKET_KEY_BYTES, 1, 1, err, sizeof err);
+	b = tls_tickets_from_keys(k + TLS_TICKET_KEY_BYTES, 1, 1, err, sizeof err);
+	rotated = tls_tickets_from_keys(k, 2, 1, err, sizeof err);   /* a's key second */
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(rotated);
+	srv_defaults(&sa, a);
+	srv_defaults(&sb, b);
+	srv_defaults(&sr, rotated);
+	get_ticket(&sa, 12, &old);
+	for (int round = 0; round < 2; round++) {
+		wait_past_lifetime();
+		if (round == 0)   /* expired: a new key would not revive it */
+			assert_int_equal(offer_ticket(&sb, 12, &old), 0);
+		for (int ver = 12; ver <= 13; ver++) {
+			assert_int_equal(resume_once(&sa, &sb, ver), 1);
+			assert_int_equal(resume_once(&sb, &sa, ver), 1);
+			assert_int_equal(resume_once(&sa, &sr, ver), 1);
+		}
+	}
+	mbedtls_ssl_session_free(&old);
+	tls_tickets_unref(a);
+	tls_tickets_unref(b);
+	tls_tickets_unref(rotated);
 }
 
 /* ---- client certificates ---- */
@@ -1030,6 +1102,21 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Ticket ages are stamped and checked with mbedtls_ms_time(): moat's
+ * mbedTLS makes it the wall clock (patch 0004), so that an instance on
+ * another host, up for a different time, agrees on a ticket's age. */
+static void test_ticket_clock_is_wall_clock(void **state)
+{
+	struct timespec ts;
+	long long wall, ms;
+
+	(void)state;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	ms = (long long)mbedtls_ms_time();
+	assert_true(ms - wall > -2000 && ms - wall < 2000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1050,6 +1137,8 @@ int main(void)
 		cmocka_unit_test(test_alpn),
 		cmocka_unit_test(test_resumption),
 		cmocka_unit_test(test_shared_ticket_keys),
+		cmocka_unit_test(test_shared_keys_outlive_lifetime),
+		cmocka_unit_test(test_ticket_clock_is_wall_clock),
 		cmocka_unit_test(test_client_certificates),
 		cmocka_unit_test(test_no_tickets_with_client_certificates),
 		cmocka_unit_test(test_bad_client_ca),
