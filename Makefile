@@ -3,9 +3,11 @@
 #   make            build build/moat (installs missing Debian packages as
 #                   root, builds mbedTLS 3.6 once into build/mbedtls)
 #   make test       unit tests (cmocka) and integration tests (real Dovecot,
-#                   real clients), then the same under ASan+UBSan, the
-#                   pre-auth integration tests under valgrind, and each
-#                   fuzzer for FUZZ_CI_TIME seconds
+#                   real clients), mbedTLS's own test suites against moat's
+#                   mbedTLS and its crypto driver; then the unit and
+#                   integration tests under ASan+UBSan, the pre-auth ones
+#                   under valgrind, the unit, TLS and relay tests against
+#                   CRYPTO=builtin, and each fuzzer for FUZZ_CI_TIME seconds
 #   make run        demo: throwaway Dovecot + moat on 10993/10995
 #   make fuzz       build the libFuzzer targets (test/fuzz/, clang) and run
 #                   each for FUZZ_TIME seconds (default 60), one after the
@@ -20,12 +22,15 @@
 #   make bench      moat against nginx's mail proxy, stunnel and HAProxy
 #                   on loopback (scripts/bench/); BENCH_ARGS for options
 #
-# Options: MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
+# Options: CRYPTO=builtin (mbedTLS's own crypto only; the default, openssl,
+# puts OpenSSL's libcrypto beneath it as a PSA driver, tls/tls_ossl.c),
+# MBEDTLS=system (link a distro mbedTLS >= 3.6), CC=clang,
 # SANITIZE=1 (ASan+UBSan), CPUFLAGS=-march=native (moat and mbedTLS),
 # TLS_IDLE_BUFFERS=keep (idle connections keep their TLS record buffers).
 
 CC       ?= cc
 MBEDTLS  ?= bundled
+CRYPTO   ?= openssl
 BUILD    := build
 SANITIZE ?=
 CPUFLAGS ?=
@@ -40,16 +45,36 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -fno-strict-aliasing $(CPUFLAGS)
 INCLUDES    := -Iproxy -Itls -Iprotocols
-LDLIBS      := -luv -linih -lpthread
+LDLIBS       = -luv -linih -lpthread $(CRYPTO_LIBS)
+
+# The crypto beneath mbedTLS: each kind has an mbedTLS build of its own.
+ifeq ($(CRYPTO),openssl)
+  CRYPTO_CFLAGS := -DMOAT_CRYPTO_OPENSSL
+  CRYPTO_LIBS   := -lcrypto
+  CRYPTO_STATIC := -l:libcrypto.a -ldl
+  CRYPTO_DRIVER := tls/tls_ossl.c
+  MBEDTLS_DIR   := build/mbedtls
+else ifeq ($(CRYPTO),builtin)
+  CRYPTO_CFLAGS :=
+  CRYPTO_LIBS   :=
+  CRYPTO_STATIC :=
+  CRYPTO_DRIVER :=
+  MBEDTLS_DIR   := build/mbedtls-builtin
+else
+  $(error CRYPTO must be openssl or builtin, not '$(CRYPTO)')
+endif
 
 ifeq ($(MBEDTLS),system)
   MBEDTLS_CFLAGS :=
   MBEDTLS_LIBS   := -lmbedtls -lmbedx509 -lmbedcrypto
   MBEDTLS_DEP    :=
+  CRYPTO_CFLAGS  :=
+  CRYPTO_LIBS    :=
+  CRYPTO_STATIC  :=
+  CRYPTO_DRIVER  :=
 else
-  MBEDTLS_DIR    := build/mbedtls
   MBEDTLS_CFLAGS := -I$(MBEDTLS_DIR)/include -DMBEDTLS_CONFIG_FILE='"moat_mbedtls_config.h"' \
-                    -DMOAT_MBEDTLS_BUNDLED
+                    -DMOAT_MBEDTLS_BUNDLED $(CRYPTO_CFLAGS)
   MBEDTLS_LIBS   := $(MBEDTLS_DIR)/lib/libmbedtls.a $(MBEDTLS_DIR)/lib/libmbedx509.a \
                     $(MBEDTLS_DIR)/lib/libmbedcrypto.a
   MBEDTLS_DEP    := $(MBEDTLS_DIR)/stamp
@@ -66,7 +91,8 @@ CFLAGS  += $(CFLAGS_BASE)
 OBJDIR  := $(BUILD)/obj
 
 # Every module but main.c goes into a static library the unit tests link.
-SRCS     := $(wildcard proxy/*.c tls/*.c protocols/*.c)
+# (tls/tls_ossl.c is mbedTLS's driver: built into libmbedcrypto.a)
+SRCS     := $(filter-out tls/tls_ossl.c,$(wildcard proxy/*.c tls/*.c protocols/*.c))
 LIB_SRCS := $(filter-out proxy/main.c,$(SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
 MAIN_OBJ := $(OBJDIR)/proxy/main.o
@@ -78,7 +104,8 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEPS_STAMP := $(BUILD)/.deps-build
 TDEPS_STAMP := $(BUILD)/.deps-test
 
-.PHONY: all deps test unit integration run clean distclean test-asan test-valgrind \
+.PHONY: all deps test unit integration run clean distclean test-asan test-valgrind test-builtin \
+        mbedtls-tests \
         static man install uninstall bench bench-build
 all: $(BUILD)/moat
 
@@ -94,8 +121,10 @@ $(TDEPS_STAMP): scripts/deps.sh | $(DEPS_STAMP)
 	@scripts/deps.sh test
 	@mkdir -p $(BUILD) && touch $@
 
-build/mbedtls/stamp: tls/moat_mbedtls_config.h scripts/mbedtls.sh $(wildcard tls/patches/*.patch) | $(DEPS_STAMP)
-	@MBEDTLS_CFLAGS="$(CPUFLAGS)" scripts/mbedtls.sh build/mbedtls tls/moat_mbedtls_config.h
+$(MBEDTLS_DIR)/stamp: tls/moat_mbedtls_config.h scripts/mbedtls.sh $(wildcard tls/patches/*.patch) \
+                      $(CRYPTO_DRIVER) $(CRYPTO_DRIVER:.c=.h) | $(DEPS_STAMP)
+	@MBEDTLS_CFLAGS="$(CPUFLAGS) $(CRYPTO_CFLAGS)" MBEDTLS_DRIVER="$(CRYPTO_DRIVER)" \
+	    scripts/mbedtls.sh $(MBEDTLS_DIR) tls/moat_mbedtls_config.h
 
 $(OBJDIR)/%.o: %.c $(MBEDTLS_DEP) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -116,8 +145,9 @@ $(BUILD)/moat: $(MAIN_OBJ) $(LIBMOAT)
 static: $(BUILD)/moat-static
 $(BUILD)/moat-static: $(MAIN_OBJ) $(LIBMOAT)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS) -static -o $@ $^ $(MBEDTLS_LIBS) -l:libuv_a.a -l:libinih.a -lpthread \
-	    -ldl 2>&1 | grep -v -e "statically linked applications" -e "(proc.o): in function" \
+	@$(CC) $(LDFLAGS) -static -o $@ $^ $(MBEDTLS_LIBS) -l:libuv_a.a -l:libinih.a \
+	    $(CRYPTO_STATIC) -lpthread -ldl 2>&1 | grep -v -e "statically linked applications" \
+	    -e "(proc.o): in function" -e "libcrypto.a(.*): in function" \
 	    || true
 	@test -x $@
 
@@ -192,8 +222,24 @@ $(BUILD)/test/%: test/unit/%.c $(LIBMOAT) | $(TDEPS_STAMP)
 # build (build/asan, clang), the pre-auth integration tests with moat
 # under valgrind, and every fuzzer briefly.
 FUZZ_CI_TIME ?= 60
-test: unit integration test-asan test-valgrind
+test: unit integration mbedtls-tests test-asan test-valgrind test-builtin
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_CI_TIME)
+
+# mbedTLS's own test suites (PSA, AEAD, ECC, RSA, PK, X.509, SSL) built
+# against the library moat links, driver included; it fails when a driver
+# entry point is never taken.
+MBEDTLS_TESTS_DIR := $(BUILD)/mbedtls-tests$(if $(CRYPTO_DRIVER),,-builtin)
+mbedtls-tests: $(MBEDTLS_DIR)/stamp | $(DEPS_STAMP)
+	@MBEDTLS_CFLAGS="$(CPUFLAGS) $(CRYPTO_CFLAGS)" MBEDTLS_DRIVER="$(CRYPTO_DRIVER)" \
+	    scripts/mbedtls-tests.sh $(MBEDTLS_TESTS_DIR)
+
+# The pure-mbedTLS build (CRYPTO=builtin, build/builtin): the unit tests
+# and the TLS, relay and interop integration tests, which cover every
+# suite, group and certificate type, resumption and bulk relay.
+test-builtin: | $(TDEPS_STAMP)
+	@$(MAKE) --no-print-directory BUILD=build/builtin CRYPTO=builtin unit build/builtin/moat
+	MOAT=build/builtin/moat MOAT_CRYPTO=builtin python3 test/integration/run.py test_tls. \
+	    test_relay. test_interop.
 
 test-asan: | $(TDEPS_STAMP)
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CC=clang unit

@@ -9,7 +9,7 @@ set -eu
 
 what=${1:-build}
 
-pkgs_build="gcc make libc6-dev pkg-config libuv1-dev libinih-dev dpkg-dev patch bzip2 xz-utils python3 apt"
+pkgs_build="gcc make libc6-dev pkg-config libuv1-dev libinih-dev libssl-dev dpkg-dev patch bzip2 xz-utils python3 apt"
 pkgs_test="libcmocka-dev dovecot-imapd dovecot-pop3d curl openssl valgrind procps isync fetchmail sslscan haproxy faketime"
 # clang with its sanitizer runtimes; on Debian 12 libFuzzer comes with
 # libclang-rt-14-dev (make fuzz; make test runs the fuzzers briefly)

@@ -21,7 +21,12 @@
 #
 # Environment: MBEDTLS_SUITE (default trixie), CC, MBEDTLS_CFLAGS (extra
 # flags such as -march=native), MBEDTLS_SOURCE (a .dsc or an unpacked tree
-# to use instead of downloading).
+# to use instead of downloading), MBEDTLS_DRIVER (a PSA driver's source,
+# tls/tls_ossl.c for make CRYPTO=openssl: compiled with the library and
+# put into libmbedcrypto.a, whose dispatch patch calls it), MBEDTLS_KEEP_TREE
+# (non-empty: keep the patched, built source tree in OUTDIR/tree, where
+# scripts/mbedtls-tests.sh builds mbedTLS's own test suites; the libraries
+# and headers are the same either way).
 set -eu
 
 out=${1:?usage: mbedtls.sh OUTDIR CONFIG_HEADER}
@@ -37,9 +42,16 @@ conf=$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")
 patches=$(ls "$(dirname "$conf")"/patches/*.patch 2>/dev/null | sort || true)
 
 # shellcheck disable=SC2086
-key=$( { cat "$0" "$conf" $patches; echo "$cc $extra $suite ${MBEDTLS_SOURCE:-}"; } | sha256sum | cut -c1-16)
+driver=${MBEDTLS_DRIVER:-}
+if [ -n "$driver" ]; then
+	driver=$(cd "$(dirname "$driver")" && pwd)/$(basename "$driver")
+fi
+# shellcheck disable=SC2086
+key=$( { cat "$0" "$conf" $patches ${driver:+"$driver" "${driver%.c}.h"};
+	 echo "$cc $extra $suite ${MBEDTLS_SOURCE:-} $driver"; } | sha256sum | cut -c1-16)
+keep=${MBEDTLS_KEEP_TREE:-}
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ] &&
-   [ -f "$out/lib/libmbedtls.a" ]; then
+   [ -f "$out/lib/libmbedtls.a" ] && { [ -z "$keep" ] || [ -f "$out/tree/library/libmbedtls.a" ]; }; then
 	exit 0
 fi
 
@@ -118,6 +130,18 @@ make -C "$src/library" -j"$jobs" CC="$cc" CFLAGS="$cflags" \
 	exit 1
 }
 
+if [ -n "$driver" ]; then
+	# shellcheck disable=SC2086
+	"$cc" -O2 -fPIC -I"$(dirname "$conf")" -DMBEDTLS_CONFIG_FILE="\"$(basename "$conf")\"" \
+		$extra -Wall -Wextra -Werror -I"$src/include" -I"$src/library" \
+		-c "$driver" -o "$src/library/moat_driver.o" >>"$out/build.log" 2>&1 || {
+		tail -20 "$out/build.log" >&2
+		echo "mbedtls.sh: the driver $driver did not compile" >&2
+		exit 1
+	}
+	ar rcs "$src/library/libmbedcrypto.a" "$src/library/moat_driver.o"
+fi
+
 # The library must have been built with our header, not its own default
 # of the same name (build_info.h includes MBEDTLS_CONFIG_FILE in quotes).
 printf '#include <mbedtls/build_info.h>\n#ifndef MOAT_MBEDTLS_CONFIG_H\n#error not moat config\n#endif\n' |
@@ -133,5 +157,6 @@ mkdir -p "$out/include" "$out/lib"
 cp -a "$src/include/mbedtls" "$src/include/psa" "$out/include/"
 cp -a "$src/3rdparty/everest/include/everest" "$out/include/"
 cp "$src"/library/libmbedcrypto.a "$src"/library/libmbedx509.a "$src"/library/libmbedtls.a "$out/lib/"
-rm -rf "$src" "$out"/*.orig.tar.*
+rm -rf "$out"/*.orig.tar.*
+[ -n "$keep" ] || rm -rf "$src"
 echo "$key" > "$out/stamp"

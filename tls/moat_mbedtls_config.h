@@ -141,6 +141,22 @@
  * holds one per handshake in flight: the load generator). */
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
+/* moat's buffers are its own (no memory shared with another process):
+ * PSA need not copy each record's input and output through the heap. */
+#define MBEDTLS_PSA_ASSUME_EXCLUSIVE_BUFFERS
+
+/* make CRYPTO=openssl (the default): OpenSSL's libcrypto beneath mbedTLS
+ * as a PSA transparent driver (tls/tls_ossl.h), for AEAD, ECDHE key
+ * pairs and agreement, ECDSA and RSA signatures; mbedTLS falls back to
+ * its own code for whatever the driver does not take. USE_PSA_CRYPTO
+ * sends TLS 1.2 (records, ECDHE, signatures) through PSA as TLS 1.3
+ * already is, so both reach the driver. CRYPTO=builtin: neither. */
+#if defined(MOAT_CRYPTO_OPENSSL)
+#define MBEDTLS_USE_PSA_CRYPTO
+#define PSA_CRYPTO_ACCELERATOR_DRIVER_PRESENT
+#define MOAT_PSA_OSSL
+#endif
+
 /* Speed over a little RAM: full window and fixed-point tables for the
  * curves we sign and exchange on. */
 #define MBEDTLS_ECP_WINDOW_SIZE       4

@@ -20,6 +20,10 @@
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
+
+#if defined(MOAT_PSA_OSSL)
+#include "tls_ossl.h"
+#endif
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
@@ -128,11 +132,15 @@ enum tls_fail tls_failure_kind(int err)
 
 const char *tls_library_version(void)
 {
-	static char v[32];
+	static char v[96];
 	char s[18];
 
 	mbedtls_version_get_string(s);
-	snprintf(v, sizeof v, "mbedTLS %s", s);
+#if defined(MOAT_PSA_OSSL)
+	snprintf(v, sizeof v, "mbedTLS %s, crypto: OpenSSL %s", s, tls_ossl_version());
+#else
+	snprintf(v, sizeof v, "mbedTLS %s, crypto: mbedTLS", s);
+#endif
 	return v;
 }
 

@@ -2,47 +2,92 @@
 """make bench: moat against the TLS terminators admins compare it with.
 
     python3 scripts/bench/bench.py [--quick] [--rounds N] [--logins N]
-                                   [--idle N] [--bulk-mib N] [--rate R]
-                                   [--servers moat,nginx,stunnel,haproxy]
-                                   [--csv FILE]
+                                   [--idle N] [--bulk-mib N] [--bulk-repeat N]
+                                   [--stime-seconds T] [--rate R]
+                                   [--servers moat,moat-builtin,nginx,stunnel,haproxy]
+                                   [--scale N] [--csv FILE]
 
 On loopback only, one Dovecot backend (the integration tests' harness
 starts it, with a 64 MiB message) and, in front of it, each on its own
 ports, with the same ECDSA P-256 certificate and one worker each:
 
-  moat      workers = 1
-  nginx     the mail proxy (libnginx-mod-mail), worker_processes 1, with an
-            auth_http answered by an nginx location returning the backend
-  stunnel   stunnel4 (a thread per connection: its model)
-  haproxy   TLS termination in TCP mode, nbthread 1
+  moat          build/moat, workers = 1 (the default build: OpenSSL's
+                libcrypto beneath mbedTLS as a PSA driver)
+  moat-builtin  build/builtin/moat, the same configuration, its mbedTLS
+                using only its own crypto (make CRYPTO=builtin
+                BUILD=build/builtin build/builtin/moat): moat before the
+                driver. In the default --servers only when that binary
+                exists; skipped with a note when asked for and missing.
+  nginx         the mail proxy (libnginx-mod-mail), worker_processes 1, with
+                an auth_http answered by an nginx location returning the
+                backend
+  stunnel       stunnel4 (a thread per connection: its model)
+  haproxy       TLS termination in TCP mode, nbthread 1
 
 plus Dovecot's own TLS port (dovecot-tls) as the latency baseline. The
 load comes from build/bench/loadgen (C, libuv + mbedTLS, one thread),
-which reports its own CPU. Every measurement runs once per server per
-round, servers in a rotated order each round so that drift hits all
-alike; the table shows medians:
+which reports its own CPU, and from openssl s_time. Every measurement
+runs once per server per round, servers in a rotated order each round so
+that drift hits all alike; the table shows medians. Server CPU is always
+utime+stime of the server's processes (/proc/PID/stat, all threads, in
+clock ticks: 10 ms) before and after, divided by the work done; the
+work is sized so that a figure rests on many ticks, and a line under the
+table names any that rested on fewer than 25 in some round:
 
   login      server CPU per full handshake + IMAP LOGIN + LOGOUT, TLS 1.3
-             and TLS 1.2 (utime+stime of the server's processes, /proc)
-  resumed    the same with a TLS 1.2 session ticket / a TLS 1.3 PSK
+             and TLS 1.2 (loadgen: X25519, ECDSA P-256, the suite each
+             server prefers among mbedTLS's default offer)
+  s_time     server CPU per full handshake from OpenSSL's client, as most
+             real clients are OpenSSL-, BoringSSL- or SChannel-based:
+             `openssl s_time -connect 127.0.0.1:IMAPS -new -time T -CAfile
+             CA`, with -tls1_3 (OpenSSL's default offer: X25519 and its
+             suites, the server choosing), and with -tls1_2 -cipher
+             ECDHE-ECDSA-AES128-GCM-SHA256; divided by the connections s_time
+             says it completed. s_time reads nothing: it closes as soon as
+             its side of the handshake is done, without waiting for the
+             server's TLS 1.3 tickets or greeting, so this is the
+             handshake, TCP accept and close and whatever the server does
+             meanwhile, no IMAP. moat and nginx greet the client themselves
+             and reach Dovecot only at LOGIN; stunnel and HAProxy connect
+             to Dovecot for every connection, which they pay here too.
+  resumed    the same as login with a TLS 1.2 session ticket / a TLS 1.3 PSK
   fleet      (moat only) the same when the ticket came from a second moat
              sharing the ticket_key_file: CPU of both instances per login
-  bulk       FETCH and POP3 RETR of the 64 MiB message: server CPU per
-             GiB and wall MB/s
+  bulk       the 64 MiB message, --bulk-repeat times in one TLS 1.3 session
+             (so that the 10 ms clock ticks of /proc are a small part of
+             the CPU measured): server CPU per GiB of message and wall
+             MB/s (the fetch commands' time, from sending each to its
+             end). "FETCH 64 MiB AES-128-GCM" and "FETCH 64 MiB CHACHA20"
+             pin the suite (loadgen --suite TLS_AES_128_GCM_SHA256,
+             TLS_CHACHA20_POLY1305_SHA256; the agreed suite is checked);
+             "FETCH 64 MiB" alone offers mbedTLS's default list and lets
+             the server choose (HAProxy picks AES-256-GCM: the suites
+             agreed are printed); "RETR 64 MiB AES-128-GCM" is POP3 RETR.
   idle       N logged-in IMAP sessions in IDLE: resident memory of the
              server's processes per session (PSS, /proc/PID/smaps_rollup)
   latency    p50/p99 time to the greeting and to the tagged OK of LOGIN,
              at a fixed login rate
 
 then the raw mbedTLS ceiling (build/bench/tlsraw: handshakes and record
-encryption in mbedTLS's own code, no sockets) and moat's ratio to each.
-Writes the table as CSV (default build/bench/results.csv).
+encryption in the default build's mbedTLS, no sockets), moat's ratio to
+each peer and to moat-builtin, and a "targets" block, each goal met or
+not met by the ratio of the medians (the range of the per-round ratios
+beside it): bulk server CPU per GiB <= 1.0x HAProxy's with AES-128-GCM
+and with ChaCha20-Poly1305, FETCH wall MB/s >= HAProxy's (both suites),
+full TLS 1.3 and TLS 1.2 server CPU <= 0.9x nginx's (the login rows and
+the s_time rows), resumed logins' server CPU <= moat-builtin's (TLS 1.3,
+TLS 1.2), idle memory <= 6 KiB per session. The machine's load average is
+printed before and after:
+CPU per operation is measured per process and holds up on a busy machine
+better than wall throughput and latency do. Writes the table as CSV
+(default build/bench/results.csv).
 """
 
 import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -60,8 +105,14 @@ import harness  # noqa: E402  (the tests' Dovecot, certificates, processes)
 LOOPBACK = harness.LOOPBACK
 BENCH = os.path.join(ROOT, "build", "bench")
 LOADGEN = os.path.join(BENCH, "loadgen")
+MOAT_BUILTIN = os.path.join(ROOT, "build", "builtin", "moat")
 TLSRAW = os.path.join(BENCH, "tlsraw")
 HZ = os.sysconf("SC_CLK_TCK")
+AES = "TLS_AES_128_GCM_SHA256"
+CHACHA = "TLS_CHACHA20_POLY1305_SHA256"
+# openssl s_time's version and suite options for each row
+MIN_TICKS = 25                    # fewer behind a CPU figure: said so under the table
+STIME = {"1.3": ["-tls1_3"], "1.2": ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]}
 
 
 # ------------------------------------------------------------------ /proc
@@ -96,6 +147,11 @@ def cpu_seconds(pids):
         except OSError:
             pass
     return t / HZ
+
+
+def ticks(c0, c1):
+    """Clock ticks (1/HZ s, /proc's resolution) between two cpu_seconds()."""
+    return round((c1 - c0) * HZ)
 
 
 def memory_kib(pids):
@@ -168,6 +224,7 @@ class Server:
 
 class Moat(Server):
     name = "moat"
+    binary = os.path.join(ROOT, "build", "moat")
     ticket_keys = None            # a ticket_key_file shared with another instance
 
     def command(self):
@@ -191,7 +248,13 @@ protocol = pop3
 backend = 127.0.0.1:{d.pop3_port}
 """.format(c=self.certs, d=self.dovecot, imaps=self.imaps, pop3s=self.pop3s,
            keys="ticket_key_file = %s" % self.ticket_keys if self.ticket_keys else ""))
-        return [os.path.join(ROOT, "build", "moat"), "-c", conf]
+        return [self.binary, "-c", conf]
+
+
+class MoatBuiltin(Moat):
+    """moat whose mbedTLS uses its own crypto only (CRYPTO=builtin)."""
+    name = "moat-builtin"
+    binary = MOAT_BUILTIN
 
 
 class Nginx(Server):
@@ -320,7 +383,8 @@ class DovecotTls(Server):
         return tree(self.dovecot.proc.pid)
 
 
-SERVERS = {"moat": Moat, "nginx": Nginx, "stunnel": Stunnel, "haproxy": Haproxy}
+SERVERS = {"moat": Moat, "moat-builtin": MoatBuiltin, "nginx": Nginx, "stunnel": Stunnel,
+           "haproxy": Haproxy}
 
 
 # ------------------------------------------------------------------ load
@@ -358,7 +422,7 @@ def measure_logins(server, tls, n, resume):
     if resume and res.get("resumed", 0) < n - 1:
         res["note"] = "resumed %d of %d" % (res.get("resumed", 0), n)
     return {"server_us": (c1 - c0) / n * 1e6, "loadgen_us": res["cpu_s"] / n * 1e6,
-            "resumed": res.get("resumed", 0), "n": n}
+            "resumed": res.get("resumed", 0), "n": n, "ticks": ticks(c0, c1)}
 
 
 def measure_fleet(a, b, tls, n):
@@ -371,18 +435,76 @@ def measure_fleet(a, b, tls, n):
     c1 = cpu_seconds(pids)
     if res["failed"] or res["ok"] != n or res.get("resumed", 0) < n - 1:
         raise RuntimeError("moat fleet resumed %s: %s" % (tls, res))
-    return {"server_us": (c1 - c0) / n * 1e6, "resumed": res.get("resumed", 0)}
+    return {"server_us": (c1 - c0) / n * 1e6, "resumed": res.get("resumed", 0),
+            "ticks": ticks(c0, c1)}
 
 
-def measure_bulk(server, mode, size):
+def measure_bulk(server, mode, size, suite, repeat):
+    """The message, repeat times in one TLS 1.3 session, offering only
+    suite (None: mbedTLS's default list). Server CPU per GiB of message,
+    wall MB/s, and the suite agreed."""
     port = server.imaps if mode == "fetch" else server.pop3s
+    args = ["--mode", mode, "--tls", "1.3", "--port", port, "--message", 1, "--repeat", repeat]
+    if suite:
+        args += ["--suite", suite]
     pids = server.pids()
     c0 = cpu_seconds(pids)
-    res = loadgen(server, "--mode", mode, "--tls", "1.3", "--port", port, "--message", 1)
+    res = loadgen(server, *args)
     c1 = cpu_seconds(pids)
-    if res.get("bytes", 0) < size:
-        raise RuntimeError("%s %s: %s" % (server.name, mode, res))
-    return {"s_per_gib": (c1 - c0) / (size / 2 ** 30), "mb_s": res["mb_s"]}
+    if res.get("errors") or res.get("bytes", 0) < size * repeat:
+        raise RuntimeError("%s %s %s: %s" % (server.name, mode, suite or "", res))
+    if suite and res.get("suite") != suite:
+        raise RuntimeError("%s %s: offered only %s, agreed %s" % (server.name, mode, suite, res))
+    return {"s_per_gib": (c1 - c0) / (size * repeat / 2 ** 30), "mb_s": res["mb_s"],
+            "suite": res.get("suite", "?"), "ticks": ticks(c0, c1)}
+
+
+STIME_LINES = (
+    # OpenSSL 1.1.1 and 3.x, apps/s_time.c: the -new run's two result lines
+    re.compile(r"^(\d+) connections in ([0-9.]+)s; ([0-9.]+) connections/user sec, "
+               r"bytes read (\d+)\s*$", re.M),
+    re.compile(r"^(\d+) connections in (\d+) real seconds, (\d+) bytes read per "
+               r"connection\s*$", re.M),
+)
+
+
+def parse_stime(text):
+    """The number of connections an `openssl s_time -new` run completed,
+    and its real seconds; raises ValueError unless both of its result lines
+    are there, once each, and agree."""
+    found = [rx.findall(text) for rx in STIME_LINES]
+    if any(len(f) != 1 for f in found):
+        raise ValueError("s_time output not understood: %r" % text[-600:])
+    (n1, _, _, _), (n2, real, _) = found[0][0], found[1][0]
+    if int(n1) != int(n2) or int(n1) <= 0:
+        raise ValueError("s_time counted %s and %s connections: %r" % (n1, n2, text[-600:]))
+    return int(n1), int(real)
+
+
+def measure_stime(server, tls, seconds):
+    """Server CPU per full handshake (µs) from `openssl s_time -new`,
+    divided by the connections s_time reports."""
+    argv = ["openssl", "s_time", "-connect", "%s:%d" % (LOOPBACK, server.imaps), "-new",
+            "-time", str(seconds), "-CAfile", harness.certs().ca] + STIME[tls]
+    pids = server.pids()
+    c0 = cpu_seconds(pids)
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=seconds * 3 + 60)
+    # s_time closes as soon as its side of the handshake is done: let the
+    # server finish the last one before reading its CPU
+    time.sleep(0.2)
+    c1 = cpu_seconds(pids)
+    out = r.stdout.decode(errors="replace")
+    if r.returncode != 0:
+        raise RuntimeError("%s: %s exited %d:\n%s%s" % (server.name, " ".join(argv),
+                                                         r.returncode, out[-600:],
+                                                         r.stderr.decode(errors="replace")[-600:]))
+    try:
+        n, real = parse_stime(out)
+    except ValueError as e:
+        raise RuntimeError("%s: %s: %s" % (server.name, " ".join(argv), e))
+    return {"server_us": (c1 - c0) / n * 1e6, "n": n, "rate": n / max(real, 1),
+            "ticks": ticks(c0, c1)}
 
 
 def measure_idle(server, n):
@@ -519,21 +641,41 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small counts, one round")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--logins", type=int, default=400)
+    ap.add_argument("--logins", type=int, default=1000)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--bulk-mib", type=int, default=64)
+    ap.add_argument("--bulk-repeat", type=int, default=16,
+                    help="times the message is fetched in each bulk measurement")
+    ap.add_argument("--stime-seconds", type=int, default=5,
+                    help="-time of each openssl s_time run")
     ap.add_argument("--rate", type=int, default=50, help="logins/s for the latency rows")
-    ap.add_argument("--servers", default="moat,nginx,stunnel,haproxy")
+    ap.add_argument("--servers", default=None,
+                    help="default moat,moat-builtin,nginx,stunnel,haproxy (moat-builtin "
+                         "when build/builtin/moat exists)")
     ap.add_argument("--scale", type=int, default=0,
                     help="also hold N idle sessions through moat and measure logins at 200/s")
     ap.add_argument("--csv", default=os.path.join(BENCH, "results.csv"))
     a = ap.parse_args(argv)
     if a.quick:
         a.rounds, a.logins, a.idle, a.bulk_mib = 1, 40, 50, 4
+        a.bulk_repeat, a.stime_seconds = 1, 1
+    if a.servers is None:
+        a.servers = "moat,moat-builtin,nginx,stunnel,haproxy"
     names = [s for s in a.servers.split(",") if s]
+    for n in names:
+        if n not in SERVERS:
+            sys.exit("bench: unknown server %r (%s)" % (n, ", ".join(SERVERS)))
+    if "moat-builtin" in names and not os.access(MOAT_BUILTIN, os.X_OK):
+        print("bench: moat-builtin skipped: %s missing (make CRYPTO=builtin BUILD=build/builtin "
+              "build/builtin/moat)" % os.path.relpath(MOAT_BUILTIN, ROOT), flush=True)
+        names.remove("moat-builtin")
     for tool in (LOADGEN, TLSRAW):
         if not os.access(tool, os.X_OK):
             sys.exit("bench: %s missing (make bench-build)" % tool)
+    if not shutil.which("openssl"):
+        sys.exit("bench: openssl (the s_time rows) missing: scripts/deps.sh test")
+    print("bench: %d CPUs, load average %.2f %.2f %.2f before the run"
+          % ((os.cpu_count() or 0,) + os.getloadavg()), flush=True)
 
     certs = harness.certs()
     size = a.bulk_mib * 2 ** 20
@@ -574,8 +716,9 @@ def main(argv):
                 if s.name == "moat" and fleet_b:
                     for tls in ("1.3", "1.2"):
                         d = measure_fleet(s, fleet_b, tls, a.logins)
-                        results["moat"].setdefault("fleet%s_server_us" % tls,
-                                                   []).append(d["server_us"])
+                        for k in ("server_us", "ticks"):
+                            results["moat"].setdefault("fleet%s_%s" % (tls, k),
+                                                       []).append(d[k])
             lat = measure_latency(baseline, a.rate, a.rate * (2 if a.quick else 5))
             for k, v in lat.items():
                 results[baseline.name].setdefault(k, []).append(v)
@@ -588,6 +731,7 @@ def main(argv):
             s.stop()
         dovecot.stop()
     rows = report(results, names, raw)
+    print("bench: load average %.2f %.2f %.2f after the run" % os.getloadavg())
     if scale:
         print("scale: %d sessions in IDLE through %d moat process%s on one port, %.1f KiB "
               "each; logins at %.0f/s: p50 %.1f ms, p99 %.1f ms (greeting p99 %.1f ms), "
@@ -602,7 +746,7 @@ def main(argv):
     with open(a.csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["row", "unit"] + names + ["dovecot-tls", "mbedtls-raw"] +
-                   ["moat/%s" % n for n in names if n != "moat"])
+                   ["moat/%s" % n for n in ratio_peers(names)])
         for row in rows:
             w.writerow(row)
     print("bench: wrote %s" % a.csv)
@@ -660,42 +804,123 @@ def one_round(s, res, a, size):
     """Every measurement once against server s; results appended."""
     def add(prefix, d):
         for k, v in d.items():
-            res.setdefault(prefix + k, []).append(v)
+            if k == "suite":          # not a number: the suites agreed, kept apart
+                res.setdefault("suites", {}).setdefault(prefix, set()).add(v)
+            else:
+                res.setdefault(prefix + k, []).append(v)
     for tls in ("1.3", "1.2"):
         add("full%s_" % tls, measure_logins(s, tls, a.logins, False))
         add("resumed%s_" % tls, measure_logins(s, tls, a.logins, True))
-    add("fetch_", measure_bulk(s, "fetch", size))
-    add("retr_", measure_bulk(s, "retr", size))
+        add("stime%s_" % tls, measure_stime(s, tls, a.stime_seconds))
+    add("fetch_", measure_bulk(s, "fetch", size, None, a.bulk_repeat))
+    add("fetchaes_", measure_bulk(s, "fetch", size, AES, a.bulk_repeat))
+    add("fetchchacha_", measure_bulk(s, "fetch", size, CHACHA, a.bulk_repeat))
+    add("retr_", measure_bulk(s, "retr", size, AES, a.bulk_repeat))
     add("idle_", measure_idle(s, a.idle))
     add("", measure_latency(s, a.rate, a.rate * (2 if a.quick else 5)))
 
 
+def ratio_peers(names):
+    """The servers moat's ratio columns are for: each peer, then
+    moat-builtin."""
+    return ([n for n in names if n not in ("moat", "moat-builtin")] +
+            [n for n in names if n == "moat-builtin"])
+
+
+SPECS = [
+    # label, unit, results key, tlsraw key
+    ("login TLS 1.3, server CPU", "us/login", "full1.3_server_us", "full_tls13_us"),
+    ("login TLS 1.2, server CPU", "us/login", "full1.2_server_us", "full_tls12_us"),
+    ("s_time -new TLS 1.3, server CPU", "us/handshake", "stime1.3_server_us", "full_tls13_us"),
+    ("s_time -new TLS 1.2 ECDHE-ECDSA-AES128-GCM, server CPU", "us/handshake",
+     "stime1.2_server_us", "full_tls12_us"),
+    ("resumed TLS 1.3, server CPU", "us/login", "resumed1.3_server_us", "resumed_tls13_us"),
+    ("resumed TLS 1.2, server CPU", "us/login", "resumed1.2_server_us", "resumed_tls12_us"),
+    ("resumed 1.3 on another moat", "us/login", "fleet1.3_server_us", None),
+    ("resumed 1.2 on another moat", "us/login", "fleet1.2_server_us", None),
+    ("FETCH 64 MiB AES-128-GCM, server CPU", "s/GiB", "fetchaes_s_per_gib", "records_s_per_gib"),
+    ("FETCH 64 MiB AES-128-GCM, wall", "MB/s", "fetchaes_mb_s", None),
+    ("FETCH 64 MiB CHACHA20, server CPU", "s/GiB", "fetchchacha_s_per_gib", None),
+    ("FETCH 64 MiB CHACHA20, wall", "MB/s", "fetchchacha_mb_s", None),
+    ("FETCH 64 MiB, server CPU", "s/GiB", "fetch_s_per_gib", None),
+    ("FETCH 64 MiB, wall", "MB/s", "fetch_mb_s", None),
+    ("RETR 64 MiB AES-128-GCM, server CPU", "s/GiB", "retr_s_per_gib", "records_s_per_gib"),
+    ("RETR 64 MiB AES-128-GCM, wall", "MB/s", "retr_mb_s", None),
+    ("idle in IDLE, memory", "KiB/session", "idle_kib_per_session", None),
+    ("greeting p50", "ms", "greet_p50", None),
+    ("greeting p99", "ms", "greet_p99", None),
+    ("LOGIN OK p50", "ms", "login_p50", None),
+    ("LOGIN OK p99", "ms", "login_p99", None),
+    ("loadgen CPU, TLS 1.3 login", "us/login", "full1.3_loadgen_us", None),
+]
+
+# The goals set for moat: label, results key, the server compared with
+# (None: moat's own value against an absolute limit), the limit, and
+# whether moat's value must be at most (<=) or at least (>=) it.
+TARGETS = [
+    ("bulk AES-128-GCM, server CPU/GiB", "fetchaes_s_per_gib", "haproxy", 1.0, "<="),
+    ("bulk ChaCha20-Poly1305, server CPU/GiB", "fetchchacha_s_per_gib", "haproxy", 1.0, "<="),
+    ("bulk AES-128-GCM, wall MB/s", "fetchaes_mb_s", "haproxy", 1.0, ">="),
+    ("bulk ChaCha20-Poly1305, wall MB/s", "fetchchacha_mb_s", "haproxy", 1.0, ">="),
+    ("full TLS 1.3 login, server CPU", "full1.3_server_us", "nginx", 0.9, "<="),
+    ("full TLS 1.2 login, server CPU", "full1.2_server_us", "nginx", 0.9, "<="),
+    ("full TLS 1.3 handshake (s_time), server CPU", "stime1.3_server_us", "nginx", 0.9, "<="),
+    ("full TLS 1.2 handshake (s_time), server CPU", "stime1.2_server_us", "nginx", 0.9, "<="),
+    ("resumed TLS 1.3 login, server CPU", "resumed1.3_server_us", "moat-builtin", 1.0, "<="),
+    ("resumed TLS 1.2 login, server CPU", "resumed1.2_server_us", "moat-builtin", 1.0, "<="),
+    ("idle session memory, KiB", "idle_kib_per_session", None, 6.0, "<="),
+]
+
+
+def targets(results):
+    """Prints the targets block: each goal, moat's ratio (or value), the
+    range over the rounds, met or not met."""
+    def vals(server, key):
+        return results.get(server, {}).get(key, [])
+    lines = []
+    for label, key, other, limit, op in TARGETS:
+        mine = vals("moat", key)
+        if other:
+            theirs = vals(other, key)
+            goal = "%s %.2fx %s's" % (op, limit, other)
+            if not mine or not theirs:
+                lines.append((label, goal, "-", "", "n/a (no %s measurement)" % other))
+                continue
+            if not med(mine) or not med(theirs):
+                lines.append((label, goal, "-", "", "n/a (0 measured: below the clock's "
+                              "resolution)"))
+                continue
+            value = med(mine) / med(theirs)
+            # the rounds measured both alike: ratio per round, same order
+            per = [x / y for x, y in zip(mine, theirs) if y]
+            shown = "%.2fx" % value
+            spread = "rounds %.2f-%.2f" % (min(per), max(per)) if len(per) > 1 else ""
+        else:
+            goal = "%s %.1f" % (op, limit)
+            if not mine:
+                lines.append((label, goal, "-", "", "n/a (no moat measurement)"))
+                continue
+            value = med(mine)
+            shown = "%.1f" % value
+            spread = "rounds %.1f-%.1f" % (min(mine), max(mine)) if len(mine) > 1 else ""
+        met = value <= limit if op == "<=" else value >= limit
+        lines.append((label, goal, shown, spread, "met" if met else "NOT MET"))
+    print("targets (moat; ratios of the medians):")
+    widths = [max(len(l[i]) for l in lines) for i in range(5)]
+    for l in lines:
+        print("  " + "  ".join(c.rjust(widths[i]) if i == 2 else c.ljust(widths[i])
+                               for i, c in enumerate(l)).rstrip())
+
+
 def report(results, names, raw):
-    """Prints the table; returns its rows for the CSV."""
+    """Prints the table, the targets and notes; returns the table's rows
+    for the CSV."""
     def m(server, key):
         return med(results.get(server, {}).get(key, []))
-    specs = [
-        ("login TLS 1.3, server CPU", "us/login", "full1.3_server_us", "full_tls13_us"),
-        ("login TLS 1.2, server CPU", "us/login", "full1.2_server_us", "full_tls12_us"),
-        ("resumed TLS 1.3, server CPU", "us/login", "resumed1.3_server_us", "resumed_tls13_us"),
-        ("resumed TLS 1.2, server CPU", "us/login", "resumed1.2_server_us", "resumed_tls12_us"),
-        ("resumed 1.3 on another moat", "us/login", "fleet1.3_server_us", None),
-        ("resumed 1.2 on another moat", "us/login", "fleet1.2_server_us", None),
-        ("FETCH 64 MiB, server CPU", "s/GiB", "fetch_s_per_gib", "records_s_per_gib"),
-        ("FETCH 64 MiB, wall", "MB/s", "fetch_mb_s", None),
-        ("RETR 64 MiB, server CPU", "s/GiB", "retr_s_per_gib", "records_s_per_gib"),
-        ("RETR 64 MiB, wall", "MB/s", "retr_mb_s", None),
-        ("idle in IDLE, memory", "KiB/session", "idle_kib_per_session", None),
-        ("greeting p50", "ms", "greet_p50", None),
-        ("greeting p99", "ms", "greet_p99", None),
-        ("LOGIN OK p50", "ms", "login_p50", None),
-        ("LOGIN OK p99", "ms", "login_p99", None),
-        ("loadgen CPU, TLS 1.3 login", "us/login", "full1.3_loadgen_us", None),
-    ]
-    peers = [n for n in names if n != "moat"]
+    peers = ratio_peers(names)
     head = ["", "unit"] + names + ["dovecot-tls", "mbedtls"] + ["moat/" + p for p in peers]
     rows, table = [], [head]
-    for label, unit, key, rawkey in specs:
+    for label, unit, key, rawkey in SPECS:
         vals = [m(n, key) for n in names]
         base = m("dovecot-tls", key) if key.startswith(("greet", "login")) else None
         rv = raw.get(rawkey) if rawkey else None
@@ -713,7 +938,34 @@ def report(results, names, raw):
         print("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
                         for i, c in enumerate(r)))
     print()
-    print("mbedTLS ceiling (its own server code, in memory): %s" % json.dumps(raw))
+    targets(results)
+    print()
+    print("mbedTLS ceiling (the default build's mbedTLS, in memory): %s" % json.dumps(raw))
+    agreed = []
+    for n in names:
+        suites = results.get(n, {}).get("suites", {}).get("fetch_", set())
+        agreed.append("%s %s" % (n, "/".join(sorted(suites)) or "?"))
+    print("FETCH 64 MiB without --suite (mbedTLS's default offer), suites agreed: %s"
+          % ", ".join(agreed))
+    counts = ["%s %s/%s" % (n, fmt(m(n, "stime1.3_n")), fmt(m(n, "stime1.2_n")))
+              for n in names]
+    print("s_time connections completed per run (median), TLS 1.3/TLS 1.2: %s"
+          % ", ".join(counts))
+    coarse = []
+    for label, unit, key, rawkey in SPECS:
+        if not key.endswith(("_server_us", "_s_per_gib")):
+            continue
+        tkey = key.split("_")[0] + "_ticks"
+        for n in names:
+            t = results.get(n, {}).get(tkey)
+            if t and min(t) < MIN_TICKS:
+                coarse.append("%s: %s %d" % (label, n, min(t)))
+    if coarse:
+        print("coarse: fewer than %d clock ticks (%g ms each) of server CPU behind a "
+              "measurement (fewest): %s" % (MIN_TICKS, 1000 / HZ, "; ".join(coarse)))
+    else:
+        print("every server CPU figure rests on at least %d clock ticks (%g ms each) per "
+              "measurement" % (MIN_TICKS, 1000 / HZ))
     for tls in ("1.3", "1.2"):
         one, fleet = m("moat", "resumed%s_server_us" % tls), m("moat", "fleet%s_server_us" % tls)
         if one and fleet:

@@ -6,15 +6,24 @@
  *
  *   loadgen --port N --ca FILE [--host 127.0.0.1] [--sni localhost]
  *           [--tls 1.2|1.3] [--group x25519|secp256r1|secp384r1]
- *           [--mode login|idle|fetch|retr] [--user demo --pass demo]
+ *           [--suite NAME] [--mode login|idle|fetch|retr] [--user demo --pass demo]
  *           [--count N] [--concurrency C] [--rate R] [--resume [--resume-port N]]
- *           [--message N] [--pop3]
+ *           [--message N] [--repeat N] [--pop3]
  *
  * It must never be the bottleneck, so it is one thread and one libuv loop:
  * nonblocking uv_tcp_t sockets, mbedTLS over BIO callbacks that lend it the
  * bytes just read (like tls/tls.c), one shared mbedtls_ssl_config, one
  * struct per session, plaintext handled as it arrives (literals and
  * message bodies are counted, never stored).
+ *
+ * --suite offers that one cipher suite alone, by its IANA name
+ * (TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256,
+ * TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) or mbedTLS's (TLS1-3-...),
+ * and the suite's TLS version alone (--tls, when given, must be the
+ * same). Without it, mbedTLS's default list is offered (this build's:
+ * AES-128-GCM first) and the server chooses. The login and bulk lines
+ * say what was agreed: "version" and "suite" (IANA name) of the first
+ * handshake, "mixed" when later handshakes agreed something else.
  *
  * Modes:
  *   login  --count sessions, at most --concurrency at once, or --rate new
@@ -31,6 +40,8 @@
  *   fetch  one IMAP session: FETCH n BODY.PEEK[], timed from sending the
  *          command to its tagged OK.
  *   retr   one POP3 session: RETR n, timed from sending it to the final ".".
+ *          Both send it --repeat times (default 1), one after the other in
+ *          the same session; bytes and time are the sums over them.
  *
  * Times come from uv_hrtime(); cpu_s is this process's user + system time
  * (getrusage) spent from the first connection to the end. Exit status 0
@@ -179,8 +190,9 @@ struct opts {
 	const char *host, *ca, *sni, *user, *pass;
 	int port, tls, pop3, resume, resume_port;
 	uint16_t group;
+	int suite;                    /* --suite: its IANA id, 0 for the default list */
 	const struct mode *mode;
-	long count, concurrency, message;
+	long count, concurrency, message, repeat;
 	double rate;
 };
 
@@ -200,6 +212,9 @@ struct lg {
 	size_t known_len;
 	mbedtls_x509_time known_to;
 	uint16_t groups[4];
+	int suites[2];                /* --suite and the 0 that ends the list */
+	char agreed_version[16], agreed_suite[64];
+	int agreed_mixed;
 	mbedtls_ssl_session saved;    /* the newest session to resume */
 	int have_saved;
 	char *cmd[CMD_N];
@@ -252,6 +267,7 @@ struct sess {
 	const unsigned char *in;      /* the loan bio_recv serves */
 	size_t in_len;
 	int step, refs;
+	long bulk_runs;               /* timed steps done (--repeat) */
 	unsigned in_handshake : 1, handshaken : 1, saw_cert : 1, offered : 1, own_verify : 1, closing : 1,
 	         released : 1, peer_eof : 1, held : 1, multi_body : 1, line_cut : 1;
 	int outcome;                  /* 0 open, 1 ok, -1 failed */
@@ -281,9 +297,10 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: loadgen --port N --ca FILE [--host 127.0.0.1] [--sni localhost]\n"
 	        "               [--tls 1.2|1.3] [--group x25519|secp256r1|secp384r1]\n"
+	        "               [--suite NAME, e.g. TLS_CHACHA20_POLY1305_SHA256]\n"
 	        "               [--mode login|idle|fetch|retr] [--user demo] [--pass demo]\n"
 	        "               [--count N] [--concurrency C] [--rate R] [--resume]\n"
-	        "               [--resume-port N] [--message N] [--pop3]\n");
+	        "               [--resume-port N] [--message N] [--repeat N] [--pop3]\n");
 }
 
 /* Parses a whole decimal number in [lo, hi]; 0 or -1. */
@@ -318,6 +335,63 @@ static uint16_t find_group(const char *name)
 	return 0;
 }
 
+/* A cipher suite's mbedTLS name from its IANA one: TLS_AES_128_GCM_SHA256
+ * is TLS1-3-AES-128-GCM-SHA256 there, TLS_ECDHE_..._WITH_... is
+ * TLS-ECDHE-...-WITH-...; anything else is taken as it is. */
+static void mbedtls_suite_name(const char *iana, char *out, size_t cap)
+{
+	const char *rest = iana + 4;
+	size_t n;
+
+	if (strncmp(iana, "TLS_", 4) != 0) {
+		snprintf(out, cap, "%s", iana);
+		return;
+	}
+	n = (size_t)snprintf(out, cap, "%s", strstr(rest, "_WITH_") ? "TLS-" : "TLS1-3-");
+	snprintf(out + n, cap - n, "%s", rest);
+	for (char *p = out + n; *p; p++)
+		if (*p == '_')
+			*p = '-';
+}
+
+/* The IANA name of an agreed suite from mbedTLS's (the reverse). */
+static void iana_suite_name(const char *name, char *out, size_t cap)
+{
+	const char *rest = strncmp(name, "TLS1-3-", 7) == 0 ? name + 7
+	                   : strncmp(name, "TLS-", 4) == 0 ? name + 4 : NULL;
+
+	if (!rest) {
+		snprintf(out, cap, "%s", name);
+		return;
+	}
+	snprintf(out, cap, "TLS_%s", rest);
+	for (char *p = out + 4; *p; p++)
+		if (*p == '-')
+			*p = '_';
+}
+
+/* Finds a cipher suite of this mbedTLS build by name (IANA's or
+ * mbedTLS's); 0 when unknown. */
+static int find_suite(const char *name)
+{
+	char mb[96];
+	int id = mbedtls_ssl_get_ciphersuite_id(name);
+
+	if (id)
+		return id;
+	if (strlen(name) >= sizeof mb)
+		return 0;
+	mbedtls_suite_name(name, mb, sizeof mb);
+	return mbedtls_ssl_get_ciphersuite_id(mb);
+}
+
+/* TLS 1.3's suites are 0x1301..0x13ff (RFC 8446, B.4); TLS 1.2 has none
+ * there. */
+static int suite_is_tls13(int id)
+{
+	return (id & 0xff00) == 0x1300;
+}
+
 /* Takes one option's value; -1 with a message when it is bad. */
 static int take_opt(struct opts *o, int c, const char *v, int *count_set, int *conc_set)
 {
@@ -348,6 +422,14 @@ static int take_opt(struct opts *o, int c, const char *v, int *count_set, int *c
 		if (!o->group)
 			break;
 		return 0;
+	case 's':
+		o->suite = find_suite(v);
+		if (!o->suite) {
+			fprintf(stderr, "loadgen: unknown cipher suite '%s' (not in this mbedTLS "
+			        "build?)\n", v);
+			return -1;
+		}
+		return 0;
 	case 'm':
 		o->mode = find_mode(v);
 		if (!o->mode)
@@ -370,6 +452,10 @@ static int take_opt(struct opts *o, int c, const char *v, int *count_set, int *c
 		return 0;
 	case 'M':
 		if (parse_long(v, 1, 1000000000, &o->message) != 0)
+			break;
+		return 0;
+	case 'x':
+		if (parse_long(v, 1, 100000, &o->repeat) != 0)
 			break;
 		return 0;
 	default:
@@ -399,6 +485,18 @@ static int check_opts(struct opts *o, int count_set, int conc_set)
 		o->concurrency = o->mode->concurrency;
 	if (o->mode->kind != K_LOGIN)
 		o->rate = 0;
+	if (o->mode->kind != K_BULK)
+		o->repeat = 1;
+	if (o->suite && o->tls && suite_is_tls13(o->suite) != (o->tls == 13)) {
+		char name[96];
+
+		iana_suite_name(mbedtls_ssl_get_ciphersuite_name(o->suite), name, sizeof name);
+		fprintf(stderr, "loadgen: --suite %s is a TLS %s suite, not one for --tls 1.%d\n",
+		        name, suite_is_tls13(o->suite) ? "1.3" : "1.2", o->tls - 10);
+		return -1;
+	}
+	if (o->suite)                 /* a server picks the version first */
+		o->tls = suite_is_tls13(o->suite) ? 13 : 12;
 	if (strpbrk(o->user, "\r\n") || strpbrk(o->pass, "\r\n")) {
 		fprintf(stderr, "loadgen: user and password must be one line\n");
 		return -1;
@@ -417,6 +515,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "sni", required_argument, NULL, 'S' },
 		{ "tls", required_argument, NULL, 't' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "suite", required_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "pass", required_argument, NULL, 'w' },
@@ -426,6 +525,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "resume", no_argument, NULL, 'R' },
 		{ "resume-port", required_argument, NULL, 'P' },
 		{ "message", required_argument, NULL, 'M' },
+		{ "repeat", required_argument, NULL, 'x' },
 		{ "pop3", no_argument, NULL, '3' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -435,6 +535,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	*o = (struct opts){
 		.host = "127.0.0.1", .sni = "localhost", .user = "demo", .pass = "demo",
 		.group = MBEDTLS_SSL_IANA_TLS_GROUP_X25519, .mode = &modes[0], .message = 1,
+		.repeat = 1,
 	};
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		if (c == 'h') {
@@ -551,6 +652,8 @@ static int conf_setup(struct lg *lg, mbedtls_ssl_config *c, int authmode)
 	mbedtls_ssl_conf_min_tls_version(c, lo);
 	mbedtls_ssl_conf_max_tls_version(c, hi);
 	mbedtls_ssl_conf_groups(c, lg->groups);
+	if (lg->suites[0])
+		mbedtls_ssl_conf_ciphersuites(c, lg->suites);
 	mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 	/* without the signal, mbedTLS drops TLS 1.3 tickets unread */
 	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
@@ -579,6 +682,8 @@ static int tls_setup(struct lg *lg)
 	if (rc < 0)
 		return setup_error(lg->o.ca, rc);
 	set_groups(lg);
+	lg->suites[0] = lg->o.suite;
+	lg->suites[1] = 0;
 	if (conf_setup(lg, &lg->conf, MBEDTLS_SSL_VERIFY_REQUIRED) != 0)
 		return -1;
 	return conf_setup(lg, &lg->conf_own, MBEDTLS_SSL_VERIFY_NONE);
@@ -985,6 +1090,23 @@ static int peer_check(struct sess *s)
 	return peer_verify(s, peer);
 }
 
+/* Keeps what the first handshake agreed (version, suite); a later one
+ * that agreed otherwise marks the run mixed. */
+static void note_agreed(struct sess *s)
+{
+	struct lg *lg = s->lg;
+	const char *v = mbedtls_ssl_get_version(&s->ssl);
+	char suite[sizeof lg->agreed_suite];
+
+	iana_suite_name(mbedtls_ssl_get_ciphersuite(&s->ssl), suite, sizeof suite);
+	if (!lg->agreed_version[0]) {
+		snprintf(lg->agreed_version, sizeof lg->agreed_version, "%s", v);
+		snprintf(lg->agreed_suite, sizeof lg->agreed_suite, "%s", suite);
+	} else if (strcmp(lg->agreed_version, v) != 0 || strcmp(lg->agreed_suite, suite) != 0) {
+		lg->agreed_mixed = 1;
+	}
+}
+
 /* The handshake finished: check the server (conf_own), count a
  * resumption; TLS 1.2 has its ticket now. */
 static void handshake_done(struct sess *s)
@@ -994,6 +1116,7 @@ static void handshake_done(struct sess *s)
 	s->handshaken = 1;
 	handshake_slot_free(s);
 	schedule(lg);
+	note_agreed(s);
 	if (s->own_verify && peer_check(s) != 0)
 		return;
 	if (s->offered && !s->saw_cert)
@@ -1028,6 +1151,10 @@ static void step_done(struct sess *s)
 	if (st->flags & F_BULK) {
 		lg->bytes += s->bytes;
 		lg->bulk_ns += now - s->t_bulk;
+		if (++s->bulk_runs < lg->o.repeat) {
+			step_enter(s);        /* the same step again (--repeat) */
+			return;
+		}
 	}
 	s->step++;
 	step_enter(s);
@@ -1653,6 +1780,15 @@ static double secs(uint64_t from, uint64_t to)
 	return to > from ? (double)(to - from) / 1e9 : 0.0;
 }
 
+/* "version":..,"suite":.. : what the handshakes agreed ("mixed" when
+ * not all the same, "" when none finished). Printable ASCII already. */
+static void print_agreed(const struct lg *lg)
+{
+	printf("\"version\":\"%s\",\"suite\":\"%s\"",
+	       lg->agreed_mixed ? "mixed" : lg->agreed_version,
+	       lg->agreed_mixed ? "mixed" : lg->agreed_suite);
+}
+
 /* The login line. */
 static void print_login(struct lg *lg)
 {
@@ -1661,6 +1797,8 @@ static void print_login(struct lg *lg)
 	printf("{\"mode\":\"login\",\"ok\":%ld,\"failed\":%ld,\"wall_s\":%.3f,\"rate\":%.1f,"
 	       "\"cpu_s\":%.3f,\"resumed\":%ld,\"offered\":%ld,", lg->ok, lg->failed, wall,
 	       wall > 0 ? lg->ok / wall : 0.0, lg->cpu_end - lg->cpu0, lg->resumed, lg->offered);
+	print_agreed(lg);
+	putchar(',');
 	print_dist("greet_ms", lg->greet_ms, lg->ngreet);
 	putchar(',');
 	print_dist("login_ms", lg->login_ms, lg->nlogin);
@@ -1674,9 +1812,12 @@ static void print_bulk(struct lg *lg)
 {
 	double wall = (double)lg->bulk_ns / 1e9;
 
-	printf("{\"mode\":\"%s\",\"ok\":%ld,\"bytes\":%llu,\"wall_s\":%.6f,\"mb_s\":%.2f,"
-	       "\"cpu_s\":%.3f", lg->o.mode->name, lg->ok, (unsigned long long)lg->bytes, wall,
+	printf("{\"mode\":\"%s\",\"ok\":%ld,\"repeat\":%ld,\"bytes\":%llu,\"wall_s\":%.6f,"
+	       "\"mb_s\":%.2f,\"cpu_s\":%.3f", lg->o.mode->name, lg->ok, lg->o.repeat,
+	       (unsigned long long)lg->bytes, wall,
 	       wall > 0 ? (double)lg->bytes / 1e6 / wall : 0.0, lg->cpu_end - lg->cpu0);
+	putchar(',');
+	print_agreed(lg);
 	if (lg->nerrors) {
 		putchar(',');
 		print_errors(lg);

@@ -554,7 +554,11 @@ class TestCommandLine(unittest.TestCase):
     def test_version(self):
         r = harness.run_moat_cli(["-V"])
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"^moat \S+ \(mbedTLS 3\.6\.\d+\)\n$")
+        # the crypto beneath mbedTLS: OpenSSL's (make's default) or its own
+        self.assertRegex(r.stdout, r"^moat \S+ \(mbedTLS 3\.6\.\d+, crypto: "
+                                   r"(OpenSSL 3\.\d+\.\d+|mbedTLS)\)\n$")
+        want = "mbedTLS" if os.environ.get("MOAT_CRYPTO") == "builtin" else "OpenSSL"
+        self.assertIn("crypto: " + want, r.stdout)
 
     def test_help(self):
         r = harness.run_moat_cli(["-h"])
