@@ -32,6 +32,7 @@ Policy classes start moats of their own ([tls] is global):
 TestConfigCheck runs `moat -t -c FILE` on broken configurations.
 """
 
+import datetime
 import imaplib
 import os
 import poplib
@@ -207,12 +208,28 @@ def log_fields(line):
     return fields
 
 
-def session_end(moat, client_port, timeout=10):
+def log_time(stamp):
+    """A log line's time stamp ("2026-12-08T00:05:37.420Z") in seconds."""
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def session_end(moat, client_port, since, timeout=10):
     """The fields of moat's event=session_end line for the session from
-    127.0.0.1:client_port (waits for it)."""
-    m = moat.wait_log(r"event=session_end listener=\S+ client=127\.0\.0\.1:%d [^\n]*"
-                      % client_port, timeout)
-    return log_fields(m.group(0))
+    127.0.0.1:client_port that connected at time.time() `since` (waits for
+    it). Lines stamped before then belong to an older session that had the
+    same client port: the kernel reuses ephemeral ports."""
+    rx = re.compile(r"^(\S+) [^\n]*event=session_end listener=\S+ "
+                    r"client=127\.0\.0\.1:%d [^\n]*" % client_port, re.M)
+    deadline = time.monotonic() + harness.scaled(timeout)
+    while True:
+        for m in rx.finditer(moat.log()):
+            if log_time(m.group(1)) >= since - 0.5:
+                return log_fields(m.group(0))
+        if time.monotonic() > deadline:
+            raise AssertionError("no session_end line for client port %d since %.3f; log:\n%s"
+                                 % (client_port, since, moat.log()[-3000:]))
+        time.sleep(0.05)
 
 
 def session_ends_since(moat, start, listener, sni, count=1, timeout=10):
@@ -240,6 +257,7 @@ class Attempt:
 
     def __init__(self, port, ctx, server_hostname="localhost", session=None, keep=False):
         self.port = port
+        self.t0 = time.time()             # for session_end()
         self.sock = None
         self.error = None
         self.greeting = b""
@@ -451,14 +469,14 @@ class TestCertificateSelection(unittest.TestCase):
     def test_session_end_logs_sni(self):
         a = Attempt(MOAT.port("imaps"), harness.client_context(), server_hostname=MAIL_NAME)
         self.assertTrue(a.ok, a.error)
-        ev = session_end(MOAT, a.client_port)
+        ev = session_end(MOAT, a.client_port, a.t0)
         self.assertEqual(ev["sni"], MAIL_NAME, ev["_line"])
         self.assertEqual(ev["tls"], a.version, ev["_line"])
         self.assertEqual(ev["client_cert"], "-", ev["_line"])
         # And without SNI (an IP address as server_hostname sends none).
         a = Attempt(MOAT.port("imaps"), harness.client_context(), server_hostname="127.0.0.1")
         self.assertTrue(a.ok, a.error)
-        ev = session_end(MOAT, a.client_port)
+        ev = session_end(MOAT, a.client_port, a.t0)
         self.assertEqual(ev["sni"], "-", ev["_line"])
 
     def test_startup_logs_each_certificate(self):
@@ -594,7 +612,7 @@ class TestAlpn(unittest.TestCase):
         self.assertFalse(a.ok)
         self.assertIsInstance(a.error, ssl.SSLError)
         self.assertRegex(str(a.error).upper(), r"NO.APPLICATION.PROTOCOL")
-        ev = session_end(MOAT, a.client_port)
+        ev = session_end(MOAT, a.client_port, a.t0)
         self.assertEqual(ev["tls"], "-", ev["_line"])
         self.assertIn("handshake", ev["reason"].lower(), ev["_line"])
         self.assertIsNotNone(MOAT.wait_log(
@@ -709,8 +727,8 @@ class TestResumption(unittest.TestCase):
         a, b, _ = self.python_pair("imaps")
         self.assertEqual(b.version, "TLSv1.3")
         self.assertTrue(b.reused)
-        self.assertEqual(session_end(MOAT, a.client_port)["resumed"], "no")
-        ev = session_end(MOAT, b.client_port)
+        self.assertEqual(session_end(MOAT, a.client_port, a.t0)["resumed"], "no")
+        ev = session_end(MOAT, b.client_port, b.t0)
         self.assertEqual(ev["resumed"], "yes", ev["_line"])
         self.assertEqual(ev["tls"], "TLSv1.3", ev["_line"])
 
@@ -718,7 +736,7 @@ class TestResumption(unittest.TestCase):
         a, b, _ = self.python_pair("imaps", maximum=ssl.TLSVersion.TLSv1_2)
         self.assertEqual(b.version, "TLSv1.2")
         self.assertTrue(b.reused)
-        ev = session_end(MOAT, b.client_port)
+        ev = session_end(MOAT, b.client_port, b.t0)
         self.assertEqual(ev["resumed"], "yes", ev["_line"])
         self.assertEqual(ev["tls"], "TLSv1.2", ev["_line"])
 
@@ -727,14 +745,14 @@ class TestResumption(unittest.TestCase):
             with self.subTest(maximum=maximum):
                 a, b, _ = self.python_pair("pop3s", maximum=maximum)
                 self.assertTrue(b.reused)
-                self.assertEqual(session_end(MOAT, b.client_port)["resumed"], "yes")
+                self.assertEqual(session_end(MOAT, b.client_port, b.t0)["resumed"], "yes")
 
     def test_ticket_does_not_resume_on_another_listener(self):
         for maximum in (None, ssl.TLSVersion.TLSv1_2):
             with self.subTest(maximum=maximum):
                 a, b, ctx = self.python_pair("imaps", maximum=maximum, other="imaps2")
                 self.assertFalse(b.reused)
-                ev = session_end(MOAT, b.client_port)
+                ev = session_end(MOAT, b.client_port, b.t0)
                 self.assertEqual(ev["resumed"], "no", ev["_line"])
                 # The session still works on its own listener.
                 c = Attempt(MOAT.port("imaps"), ctx, session=a.session)
@@ -791,7 +809,7 @@ class TestClientCertificates(unittest.TestCase):
         a = Attempt(MOAT.port(listener), self.ctx(cert, maximum))
         self.assertFalse(a.ok, "greeting %r" % a.greeting)
         self.assertNotIn(b"* OK", a.greeting)
-        ev = session_end(MOAT, a.client_port)
+        ev = session_end(MOAT, a.client_port, a.t0)
         self.assertEqual(ev["tls"], "-", ev["_line"])
         self.assertEqual(ev["user"], "-", ev["_line"])
         self.assertIsNotNone(MOAT.wait_log(
@@ -802,6 +820,7 @@ class TestClientCertificates(unittest.TestCase):
         """imaplib login as demo; returns (client port, login event,
         session_end event)."""
         ctx = self.ctx(cert, maximum)
+        t0 = time.time()
         m = imaplib.IMAP4_SSL(LOOPBACK, MOAT.port(listener), ssl_context=ctx,
                               timeout=harness.scaled(30))
         try:
@@ -816,7 +835,7 @@ class TestClientCertificates(unittest.TestCase):
                 m.shutdown()
             except OSError:
                 pass
-        ev = session_end(MOAT, port)
+        ev = session_end(MOAT, port, t0)
         logins = [l for l in harness.login_events(MOAT.log(), "demo")
                   if "client=127.0.0.1:%d " % port in l["_line"]]
         self.assertEqual(len(logins), 1, MOAT.log())
@@ -1115,7 +1134,7 @@ class TestTls13Only(OwnMoat):
         a = Attempt(self.port(), harness.client_context(maximum=ssl.TLSVersion.TLSv1_2))
         self.assertFalse(a.ok)
         self.assertIsInstance(a.error, ssl.SSLError)
-        ev = session_end(self.moat, a.client_port)
+        ev = session_end(self.moat, a.client_port, a.t0)
         self.assertEqual(ev["tls"], "-", ev["_line"])
 
     def test_s_client_tls12_refused(self):
@@ -1135,7 +1154,7 @@ class TestTls13Only(OwnMoat):
         rc, out = s_client(self.port())
         self.assertEqual(rc, 0, out)
         self.assertEqual(negotiated(out), ("TLSv1.3", "TLS_AES_256_GCM_SHA384"), out)
-        ev = session_end(self.moat, a.client_port)
+        ev = session_end(self.moat, a.client_port, a.t0)
         self.assertEqual(ev["cipher"], "TLS_AES_256_GCM_SHA384", ev["_line"])
 
     def test_other_tls13_suites_refused(self):
@@ -1267,7 +1286,7 @@ class TestClientCipherOrder(OwnMoat):
                 b = Attempt(self.port(), ctx, session=a.session)
                 self.assertTrue(b.ok, b.error)
                 self.assertFalse(b.reused)
-                self.assertEqual(session_end(self.moat, b.client_port)["resumed"], "no")
+                self.assertEqual(session_end(self.moat, b.client_port, b.t0)["resumed"], "no")
 
 
 # ------------------------------------------------------------------ moat -t
